@@ -1,0 +1,54 @@
+// open_tcp_stream: a small blocking client, the counterpart of the seed's comm:open-tcp-stream.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace startup_server {
+
+// A connected, blocking TCP stream. Owns its descriptor (close-on-exec). Not thread-safe.
+class tcp_stream {
+ public:
+  tcp_stream() noexcept = default;
+  explicit tcp_stream(int fd) noexcept : fd_(fd) {}
+  tcp_stream(tcp_stream&& other) noexcept;
+  tcp_stream& operator=(tcp_stream&& other) noexcept;
+  ~tcp_stream();
+
+  int native_handle() const noexcept { return fd_; }
+  bool is_open() const noexcept { return fd_ >= 0; }
+
+  // Writes all of data. Throws std::system_error; the overload reports through ec.
+  void write(std::string_view data);
+  void write(std::string_view data, std::error_code& ec) noexcept;
+  void write_line(std::string_view line);  // data and "\n"
+
+  // Reads up to size bytes; 0 means EOF.
+  std::size_t read_some(char* buffer, std::size_t size);
+  std::size_t read_some(char* buffer, std::size_t size, std::error_code& ec) noexcept;
+  // Reads one line without its "\n"; nullopt at EOF with nothing read (the seed's read-line).
+  std::optional<std::string> read_line();
+  // Reads until EOF.
+  std::string read_all();
+
+  void shutdown_write();  // half-close: the peer reads EOF
+  void close() noexcept;
+  // Applies SO_RCVTIMEO/SO_SNDTIMEO so a stalled peer turns into an error, not a hang.
+  void set_timeout(std::chrono::milliseconds timeout);
+
+ private:
+  int fd_ = -1;
+  std::string pending_;  // read ahead by read_line
+};
+
+// Connects to host (name or literal) and service (port or name), trying each resolved
+// address in turn. Throws std::system_error naming host and service; or reports via ec.
+tcp_stream open_tcp_stream(const std::string& host, const std::string& service);
+tcp_stream open_tcp_stream(const std::string& host, const std::string& service,
+                           std::error_code& ec) noexcept;
+
+}  // namespace startup_server

@@ -1,0 +1,125 @@
+// The options of start_up_server, one field per keyword of the seed's comm:start-up-server.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace startup_server {
+
+// What serves each accepted connection (the seed's `function`).
+enum class handler {
+  echo,     // every byte back, in order; a client half-close is answered with the server's FIN
+  talk,     // per line: "You sent: '<line>'" and the line's own ending
+  discard,  // RFC 863: read and drop
+  chargen,  // RFC 864: rotating 72-character lines until the client goes away
+  daytime,  // RFC 867: the local date and time, then close
+  exec,     // run exec_argv per connection (see create_stream)
+};
+
+// The seed's `ipv6` keyword.
+enum class ipv6_mode {
+  any,   // try resolver candidates in order, keep the first that binds; no address means IPv4
+  both,  // IPv6 socket that also accepts IPv4 (IPV6_V6ONLY=0)
+  on,    // IPv6 only (IPV6_V6ONLY=1); the seed's t
+  off,   // IPv4 only; the seed's nil
+};
+
+// One event told to `announce`: the seed calls its announce function with (socket, condition).
+struct announce_event {
+  enum class kind { listening, error, terminated };
+  kind what = kind::listening;
+  std::string address;     // numeric host of the listener ("127.0.0.1", "::1"); empty if none yet
+  std::uint16_t port = 0;  // the bound port; 0 if none yet
+  std::string family;      // "ipv4" or "ipv6"; empty if none yet
+  std::string message;     // kind::error only: what failed, with the system's reason
+};
+
+// One line of the connection log: emitted when a connection opens and when it closes.
+struct connection_record {
+  enum class kind { open, close };
+  kind what = kind::open;
+  std::uint64_t id = 0;  // per-server sequence number, from 1
+  std::string peer_address;
+  std::uint16_t peer_port = 0;
+  std::string local_address;
+  std::uint16_t local_port = 0;
+  // kind::close only. Bytes are unknown (nullopt) when the socket was handed to a child.
+  std::optional<std::uint64_t> bytes_in;   // from the client
+  std::optional<std::uint64_t> bytes_out;  // to the client
+  std::chrono::nanoseconds duration{0};
+  // Exec handler only: the child's pid, and how it ended (exit status or signal number).
+  int child_pid = 0;
+  std::optional<int> exit_status;
+  std::optional<int> term_signal;
+};
+
+struct server_options {
+  // The seed's `function`. With handler::exec, exec_argv holds the program and its
+  // arguments; exec_argv[0] is run as given (no PATH search here: pass a path).
+  handler function = handler::echo;
+  std::vector<std::string> exec_argv;
+
+  // The seed's `create-stream`, exec only: the child's stdin/stdout are pipes the server
+  // relays to the socket (EOF carried as a half-close each way) instead of the socket.
+  bool create_stream = false;
+
+  // The seed's `service` / `local-port`: a port number, a name from the services
+  // database, or "0"/empty for a port the system picks.
+  std::string service;
+
+  // The seed's `local-address` / `address`: an IPv4 or IPv6 literal, a host name, or an
+  // integer (an IPv4 address as a 32-bit number). Empty: every address of the machine.
+  std::string local_address;
+
+  int backlog = 5;                     // listen(2) backlog, as in the seed
+  ipv6_mode ipv6 = ipv6_mode::any;
+  bool nodelay = true;                 // TCP_NODELAY on accepted sockets
+  bool keepalive = false;              // SO_KEEPALIVE on accepted sockets
+  bool reuseport = false;              // SO_REUSEPORT on the listener (SO_REUSEADDR is always set)
+
+  // Name for messages and the server threads. Empty: the seed's (format nil "~S server"
+  // service): "7000 server", "\"http\" server", "NIL server".
+  std::string process_name;
+
+  // Told of every listening (also after a listener reopen), error and termination.
+  // Called on a server thread; must not block for long.
+  std::function<void(const announce_event&)> announce;
+
+  // The seed's `wait`: start_up_server returns only once listening, or with the
+  // startup condition. Without it, it returns at once and failures reach announce.
+  bool wait = false;
+
+  // The seed's `error`: true writes fatal server errors to stderr (the seed enters the
+  // debugger); false only announces them. Unset: (not wait), as in the seed.
+  std::optional<bool> error;
+
+  bool once = false;  // serve one connection, then terminate (server-terminate from the handler)
+
+  // On a graceful stop, how long open connections may go on before they are closed.
+  // Exec children get SIGTERM when the stop begins and SIGKILL when the grace ends.
+  std::chrono::milliseconds grace{3000};
+
+  // Threads serving connections (each with its own event loop). 0 means one per core.
+  unsigned threads = 1;
+
+  // Told when each connection opens and closes (called on a server thread).
+  std::function<void(const connection_record&)> connection_log;
+
+  // Fault injection for tests: sees each accept's result and returns the one the server
+  // acts on. Leave empty in production.
+  std::function<std::error_code(std::error_code)> accept_filter;
+
+  // After this many consecutive unexplained accept failures the listener is closed and
+  // opened again on the same port.
+  unsigned reopen_after_failures = 8;
+};
+
+// The seed's default process name for a service: "7000 server", "\"http\" server", "NIL server".
+std::string default_process_name(const std::string& service);
+
+}  // namespace startup_server

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what building and testing startup-server needs on Debian 12, if missing.
+set -euo pipefail
+
+packages=(g++ cmake ninja-build libcli11-dev libfmt-dev libasio-dev catch2)
+[ "${1-}" = "--bench" ] && packages+=(ucspi-tcp ncat socat gnuplot-nox)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "setup: installing ${missing[*]}" >&2
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

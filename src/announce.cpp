@@ -1,0 +1,171 @@
+// Formats the seed's three announce events and writes them as lines.
+#include "announce.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fmt/core.h>
+
+namespace startup_server::detail {
+namespace {
+
+const char* event_name(announce_event::kind k) {
+  switch (k) {
+    case announce_event::kind::listening: return "listening";
+    case announce_event::kind::error: return "error";
+    case announce_event::kind::terminated: return "terminated";
+  }
+  return "?";
+}
+
+constexpr const char* template_fields[] = {"address", "port", "family", "pid", "name"};
+
+bool known_field(std::string_view f) {
+  for (const char* k : template_fields)
+    if (f == k) return true;
+  return false;
+}
+
+std::string field_value(std::string_view f, const announce_event& e, const announce_identity& who) {
+  if (f == "address") return e.address;
+  if (f == "port") return std::to_string(e.port);
+  if (f == "family") return e.family;
+  if (f == "pid") return std::to_string(who.pid);
+  return who.name;
+}
+
+// Expands {field}, {{ and }}; returns false at the first malformed or unknown piece.
+bool expand(const std::string& tpl, std::string* out, std::string& problem,
+            const announce_event* e, const announce_identity* who) {
+  for (std::size_t i = 0; i < tpl.size(); ++i) {
+    char ch = tpl[i];
+    if ((ch == '{' || ch == '}') && i + 1 < tpl.size() && tpl[i + 1] == ch) {
+      if (out) out->push_back(ch);
+      ++i;
+    } else if (ch == '{') {
+      std::size_t close = tpl.find('}', i);
+      if (close == std::string::npos) {
+        problem = fmt::format("'{}' has a '{{' without a closing '}}'", tpl);
+        return false;
+      }
+      std::string_view field(tpl.data() + i + 1, close - i - 1);
+      if (!known_field(field)) {
+        problem = fmt::format("unknown field {{{}}} (use address, port, family, pid, name)", field);
+        return false;
+      }
+      if (out) *out += field_value(field, *e, *who);
+      i = close;
+    } else if (ch == '}') {
+      problem = fmt::format("'{}' has a '}}' without an opening '{{' (write }}}} for a brace)", tpl);
+      return false;
+    } else if (out) {
+      out->push_back(ch);
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string json_quote(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out.push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
+        else out.push_back(static_cast<char>(c));
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+std::string format_announce(const announce_event& e, const std::string& format,
+                            const announce_identity& who) {
+  using kind = announce_event::kind;
+  const std::string where = e.address.find(':') != std::string::npos
+                                ? fmt::format("[{}]:{}", e.address, e.port)
+                                : fmt::format("{}:{}", e.address, e.port);
+  if (format.empty() || format == "text") {
+    switch (e.what) {
+      case kind::listening: return fmt::format("listening on {}", where);
+      case kind::error: return fmt::format("error: {}", e.message);
+      case kind::terminated: return e.port ? fmt::format("terminated {}", where) : "terminated";
+    }
+  }
+  if (format == "json") {
+    std::string line = fmt::format("{{\"event\":\"{}\"", event_name(e.what));
+    if (!e.address.empty()) {
+      line += fmt::format(",\"address\":{},\"port\":{},\"family\":\"{}\"", json_quote(e.address), e.port, e.family);
+    }
+    line += fmt::format(",\"pid\":{},\"name\":{}", who.pid, json_quote(who.name));
+    if (e.what == kind::error) line += fmt::format(",\"message\":{}", json_quote(e.message));
+    line += "}";
+    return line;
+  }
+  if (e.what != kind::listening) return {};
+  std::string out, problem;
+  expand(format, &out, problem, &e, &who);
+  return out;
+}
+
+bool check_announce_format(const std::string& format, std::string& problem) {
+  if (format.empty()) {
+    problem = "needs text, json or a template such as '{port}'";
+    return false;
+  }
+  if (format == "text" || format == "json") return true;
+  return expand(format, nullptr, problem, nullptr, nullptr);
+}
+
+bool line_sink::open(const std::string& destination, std::string& reason) {
+  if (destination == "stdout") {
+    attach(STDOUT_FILENO);
+    return true;
+  }
+  if (destination == "stderr") {
+    attach(STDERR_FILENO);
+    return true;
+  }
+  int fd = ::open(destination.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0666);
+  if (fd < 0) {
+    reason = std::strerror(errno);
+    return false;
+  }
+  fd_ = fd;
+  owned_ = true;
+  return true;
+}
+
+line_sink::~line_sink() {
+  if (owned_ && fd_ >= 0) ::close(fd_);
+}
+
+void line_sink::write_line(std::string_view line) {
+  if (fd_ < 0) return;
+  std::string buf;
+  buf.reserve(line.size() + 1);
+  buf.append(line);
+  buf.push_back('\n');
+  std::lock_guard lock(mutex_);
+  const char* p = buf.data();
+  std::size_t left = buf.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd_, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+}
+
+}  // namespace startup_server::detail

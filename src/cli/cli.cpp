@@ -1,0 +1,367 @@
+// Maps the command line onto server_options and validates every value before anything binds.
+#include "cli/cli.hpp"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <fmt/core.h>
+
+#include "announce.hpp"
+#include "connection_log.hpp"
+#include "resolve.hpp"
+
+namespace startup_server::cli {
+namespace {
+
+// Raw values as typed; validated after CLI11 has split them.
+struct raw_args {
+  bool echo = false, talk = false, discard = false, chargen = false, daytime = false;
+  std::string sh_exec;
+  std::string service, local_port;
+  std::string local_address, address;
+  std::string backlog;
+  std::string ipv6 = "any";
+  bool nodelay = false, no_nodelay = false, keepalive = false, no_keepalive = false, reuseport = false;
+  std::string process_name;
+  std::string announce;
+  std::string announce_format;
+  bool wait = false, create_stream = false;
+  bool error = false, no_error = false;
+  bool once = false;
+  std::string grace;
+  std::string threads;
+  bool verbose = false;
+  std::string log_file;
+  std::string log_format;
+  bool help = false, version = false;
+};
+
+// CLI11 2.1 cannot set the usage line directly; --exec's "rest of the line" needs saying.
+struct usage_formatter : CLI::Formatter {
+  std::string make_usage(const CLI::App*, std::string) const override {
+    return "Usage: startup-server [OPTIONS] [--exec PROG [ARG...] | --sh-exec STRING]\n";
+  }
+};
+
+void build_app(CLI::App& app, raw_args& r) {
+  app.set_help_flag();  // handled by hand so --help never exits from inside the parser
+  app.add_flag("-h,--help", r.help, "Print this help and exit");
+  app.add_flag("-V,--version", r.version, "Print the version and exit");
+
+  const char* h = "Handler (exactly one; default --echo)";
+  app.add_flag("--echo", r.echo, "Send every byte back until the client closes")->group(h);
+  app.add_flag("--talk", r.talk, "Answer each line with: You sent: '<line>'")->group(h);
+  app.add_flag("--discard", r.discard, "Read and drop everything (RFC 863)")->group(h);
+  app.add_flag("--chargen", r.chargen, "Send rotating character lines (RFC 864)")->group(h);
+  app.add_flag("--daytime", r.daytime, "Send the date and time, then close (RFC 867)")->group(h);
+  app.add_option("--exec", "Run PROG with ARGs per connection; takes the rest of the line")
+      ->type_name("PROG [ARG...]")->group(h);
+  app.add_option("--sh-exec", r.sh_exec, "Run /bin/sh -c STRING per connection")
+      ->type_name("STRING")->group(h);
+
+  const char* b = "Binding";
+  app.add_option("-s,--service", r.service, "Port number, service name, or 0 for a free port (default 0)")
+      ->type_name("PORT|NAME")->group(b);
+  app.add_option("-p,--local-port", r.local_port, "Synonym of --service")->type_name("PORT|NAME")->group(b);
+  app.add_option("-a,--local-address", r.local_address,
+                 "IPv4/IPv6 literal, host name or 32-bit integer (default: all)")
+      ->type_name("ADDR")->group(b);
+  app.add_option("--address", r.address, "Synonym of --local-address")->type_name("ADDR")->group(b);
+  app.add_option("--ipv6", r.ipv6, "any (default), both, on or off")
+      ->type_name("any|both|on|off")->group(b);
+  app.add_option("-b,--backlog", r.backlog, "listen(2) backlog, or max for SOMAXCONN (default 5)")
+      ->type_name("N|max")->group(b);
+  app.add_flag("--reuseport", r.reuseport, "Set SO_REUSEPORT so servers can share the port")
+      ->group(b);
+
+  const char* k = "Connections";
+  app.add_flag("--nodelay", r.nodelay, "Set TCP_NODELAY on accepted sockets (the default)")->group(k);
+  app.add_flag("--no-nodelay", r.no_nodelay, "Leave Nagle's algorithm on")->group(k);
+  app.add_flag("--keepalive", r.keepalive, "Set SO_KEEPALIVE on accepted sockets")->group(k);
+  app.add_flag("--no-keepalive", r.no_keepalive, "Leave SO_KEEPALIVE off (the default)")->group(k);
+  app.add_flag("--create-stream", r.create_stream,
+               "With --exec/--sh-exec: relay the child's stdin/stdout through pipes")
+      ->group(k);
+  app.add_option("--threads", r.threads, "Threads serving connections; 0 = one per core (default 1)")
+      ->type_name("N")->group(k);
+
+  const char* l = "Lifecycle";
+  app.add_flag("--wait", r.wait, "Return once listening, leaving the server in the background; print its PID")
+      ->group(l);
+  app.add_flag("--once", r.once, "Serve one connection, then stop")->group(l);
+  app.add_option("--grace", r.grace, "On SIGINT/SIGTERM, seconds open connections may go on (default 3)")
+      ->type_name("SECONDS")->group(l);
+  app.add_flag("--error", r.error, "Report fatal errors on stderr (the default without --wait)")->group(l);
+  app.add_flag("--no-error", r.no_error, "Only announce fatal errors; exit quietly, non-zero")->group(l);
+  app.add_option("--process-name", r.process_name, "Name in messages and of the process (default: \"PORT server\")")
+      ->type_name("NAME")->group(l);
+
+  const char* o = "Announce and log";
+  app.add_option("--announce", r.announce, "Announce listening/error/terminated to stdout (default), stderr or FILE")
+      ->type_name("DEST")->expected(0, 1)->group(o);
+  app.add_option("--announce-format", r.announce_format,
+                 "text (default), json, or a template with {address} {port} {family} {pid} {name}")
+      ->type_name("FMT")->group(o);
+  app.add_flag("-v,--verbose", r.verbose, "Log each connection opened and closed to stderr")->group(o);
+  app.add_option("--log", r.log_file, "Write the connection log to FILE instead of stderr")
+      ->type_name("FILE")->group(o);
+  app.add_option("--log-format", r.log_format, "Connection log format: text (default) or json")
+      ->type_name("text|json")->group(o);
+}
+
+// Splits off "--exec PROG ARG..." (everything after it belongs to the child).
+std::vector<std::string> split_exec(const std::vector<std::string>& args,
+                                    std::vector<std::string>& exec_argv, bool& has_exec) {
+  static const std::vector<std::string> takes_value = {
+      "--sh-exec", "-s", "--service", "-p", "--local-port", "-a", "--local-address",
+      "--address", "--ipv6", "-b", "--backlog", "--threads", "--grace", "--process-name",
+      "--announce-format", "--log", "--log-format"};
+  std::vector<std::string> mine;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& t = args[i];
+    if (t == "--exec" || t.rfind("--exec=", 0) == 0) {
+      has_exec = true;
+      if (t != "--exec") exec_argv.push_back(t.substr(7));
+      exec_argv.insert(exec_argv.end(), args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+      return mine;
+    }
+    mine.push_back(t);
+    if (std::find(takes_value.begin(), takes_value.end(), t) != takes_value.end() && i + 1 < args.size())
+      mine.push_back(args[++i]);
+    if (t == "--") {
+      mine.insert(mine.end(), args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+      return mine;
+    }
+  }
+  return mine;
+}
+
+[[noreturn]] void refuse(const std::string& flag, const std::string& problem) {
+  throw usage_error(fmt::format("{}: {}", flag, problem));
+}
+
+template <class T>
+std::optional<T> parse_int(const std::string& s) {
+  T v{};
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || end != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+handler pick_handler(const raw_args& r, bool has_exec) {
+  std::vector<std::pair<const char*, handler>> chosen;
+  if (r.echo) chosen.emplace_back("--echo", handler::echo);
+  if (r.talk) chosen.emplace_back("--talk", handler::talk);
+  if (r.discard) chosen.emplace_back("--discard", handler::discard);
+  if (r.chargen) chosen.emplace_back("--chargen", handler::chargen);
+  if (r.daytime) chosen.emplace_back("--daytime", handler::daytime);
+  if (!r.sh_exec.empty()) chosen.emplace_back("--sh-exec", handler::exec);
+  if (has_exec) chosen.emplace_back("--exec", handler::exec);
+  if (chosen.size() > 1)
+    refuse(chosen[1].first, fmt::format("conflicts with {}: choose one handler", chosen[0].first));
+  return chosen.empty() ? handler::echo : chosen[0].second;
+}
+
+// Both halves of a --x/--no-x pair given: refuse rather than guess which was meant.
+bool pick(bool yes, bool no, bool fallback, const char* yes_flag, const char* no_flag) {
+  if (yes && no) refuse(no_flag, fmt::format("conflicts with {}", yes_flag));
+  return yes ? true : no ? false : fallback;
+}
+
+void check_service(const std::string& flag, const std::string& v) {
+  if (v.empty()) refuse(flag, "needs a port number or service name");
+  if (v.find_first_not_of("0123456789") == std::string::npos) {
+    auto n = parse_int<unsigned long>(v);
+    if (!n || *n > 65535) refuse(flag, fmt::format("'{}' is not a port number (0-65535)", v));
+  } else if (v[0] == '-') {
+    refuse(flag, fmt::format("'{}' is not a port number (0-65535)", v));
+  }
+}
+
+void map_exec(config& c, const raw_args& r, std::vector<std::string> exec_argv, bool has_exec) {
+  auto& o = c.options;
+  if (!r.sh_exec.empty()) exec_argv = {"/bin/sh", "-c", r.sh_exec};
+  if (has_exec && exec_argv.empty()) refuse("--exec", "needs a program to run");
+  if (o.function == handler::exec) {
+    std::string reason;
+    auto path = find_program(exec_argv[0], reason);
+    if (!path) refuse(r.sh_exec.empty() ? "--exec" : "--sh-exec", fmt::format("'{}': {}", exec_argv[0], reason));
+    exec_argv[0] = *path;
+    o.exec_argv = std::move(exec_argv);
+  } else if (r.create_stream) {
+    refuse("--create-stream", "needs --exec or --sh-exec");
+  }
+  o.create_stream = r.create_stream;
+}
+
+void map_binding(config& c, const raw_args& r, const CLI::App& app) {
+  auto& o = c.options;
+  if (app.count("--service") && app.count("--local-port"))
+    refuse("--local-port", "is a synonym of --service: give one of them");
+  if (app.count("--local-address") && app.count("--address"))
+    refuse("--address", "is a synonym of --local-address: give one of them");
+  const bool by_port = app.count("--local-port") > 0;
+  o.service = by_port ? r.local_port : r.service;
+  if (app.count("--service") || by_port) check_service(by_port ? "--local-port" : "--service", o.service);
+  const bool by_address = app.count("--address") > 0;
+  o.local_address = by_address ? r.address : r.local_address;
+  const char* aflag = by_address ? "--address" : "--local-address";
+
+  if (r.ipv6 == "any") o.ipv6 = ipv6_mode::any;
+  else if (r.ipv6 == "both") o.ipv6 = ipv6_mode::both;
+  else if (r.ipv6 == "on") o.ipv6 = ipv6_mode::on;
+  else if (r.ipv6 == "off") o.ipv6 = ipv6_mode::off;
+  else refuse("--ipv6", fmt::format("'{}' is not one of any, both, on, off", r.ipv6));
+
+  if (by_address || app.count("--local-address")) {
+    if (o.local_address.empty()) refuse(aflag, "needs an address");
+    std::string problem;
+    if (!detail::check_address(o.local_address, o.ipv6, problem)) refuse(aflag, problem);
+  }
+
+  if (app.count("--backlog")) {
+    if (r.backlog == "max") {
+      o.backlog = SOMAXCONN;
+    } else {
+      auto n = parse_int<int>(r.backlog);
+      if (!n || *n < 0) refuse("--backlog", fmt::format("'{}' is not a non-negative number or max", r.backlog));
+      o.backlog = *n;
+    }
+  }
+  o.nodelay = pick(r.nodelay, r.no_nodelay, true, "--nodelay", "--no-nodelay");
+  o.keepalive = pick(r.keepalive, r.no_keepalive, false, "--keepalive", "--no-keepalive");
+  o.reuseport = r.reuseport;
+}
+
+void map_lifecycle(config& c, const raw_args& r) {
+  auto& o = c.options;
+  c.background = r.wait;
+  o.wait = r.wait;
+  o.error = pick(r.error, r.no_error, !r.wait, "--error", "--no-error");
+  o.once = r.once;
+  if (!r.grace.empty()) {
+    char* end = nullptr;
+    double g = std::strtod(r.grace.c_str(), &end);
+    if (end != r.grace.c_str() + r.grace.size() || !std::isfinite(g) || g < 0 || g > 86400)
+      refuse("--grace", fmt::format("'{}' is not a number of seconds (0-86400)", r.grace));
+    o.grace = std::chrono::milliseconds(static_cast<long long>(std::llround(g * 1000)));
+  }
+  if (!r.threads.empty()) {
+    auto n = parse_int<unsigned>(r.threads);
+    if (!n || *n > 256) refuse("--threads", fmt::format("'{}' is not a number of threads (0-256)", r.threads));
+    o.threads = *n;
+  }
+}
+
+void map_output(config& c, const raw_args& r, const CLI::App& app) {
+  auto& o = c.options;
+  if (app.count("--process-name")) {
+    if (r.process_name.empty()) refuse("--process-name", "must not be empty");
+    o.process_name = r.process_name;
+  }
+  if (app.count("--announce")) {
+    c.announce.destination = r.announce.empty() ? "stdout" : r.announce;
+  }
+  if (app.count("--announce-format")) {
+    if (c.announce.destination.empty()) c.announce.destination = "stdout";
+    std::string problem;
+    if (!detail::check_announce_format(r.announce_format, problem)) refuse("--announce-format", problem);
+    c.announce.format = r.announce_format;
+  }
+  if (app.count("--log")) {
+    if (r.log_file.empty()) refuse("--log", "needs a file name");
+    c.log.destination = r.log_file;
+  } else if (r.verbose) {
+    c.log.destination = "stderr";
+  }
+  if (app.count("--log-format")) {
+    if (r.log_format != "text" && r.log_format != "json")
+      refuse("--log-format", fmt::format("'{}' is not one of text, json", r.log_format));
+    if (c.log.destination.empty()) refuse("--log-format", "needs --verbose or --log");
+    c.log.format = r.log_format;
+  }
+}
+
+}  // namespace
+
+std::optional<std::string> find_program(const std::string& prog, std::string& reason) {
+  auto runnable = [&](const std::string& path) {
+    if (::access(path.c_str(), X_OK) == 0) return true;
+    reason = std::system_category().message(errno);
+    return false;
+  };
+  if (prog.empty()) {
+    reason = "empty program name";
+    return std::nullopt;
+  }
+  if (prog.find('/') != std::string::npos) {
+    if (runnable(prog)) return prog;
+    return std::nullopt;
+  }
+  const char* env = std::getenv("PATH");
+  std::string path = env ? env : "/usr/local/bin:/usr/bin:/bin";
+  reason = "command not found";
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    std::size_t end = path.find(':', start);
+    if (end == std::string::npos) end = path.size();
+    std::string dir = path.substr(start, end - start);
+    std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + prog;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
+config parse_command_line(const std::vector<std::string>& args) {
+  std::vector<std::string> exec_argv;
+  bool has_exec = false;
+  std::vector<std::string> mine = split_exec(args, exec_argv, has_exec);
+
+  raw_args r;
+  CLI::App app{"Launch an ad-hoc TCP server", "startup-server"};
+  build_app(app, r);
+  std::vector<std::string> reversed(mine.rbegin(), mine.rend());  // CLI11 parses a reversed vector
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    std::string msg = e.what();
+    if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
+    throw usage_error(msg);
+  }
+  config c;
+  c.help = r.help;
+  c.version = r.version;
+  if (c.help || c.version) return c;
+
+  c.options.function = pick_handler(r, has_exec);
+  map_exec(c, r, std::move(exec_argv), has_exec);
+  map_binding(c, r, app);
+  map_lifecycle(c, r);
+  map_output(c, r, app);
+  return c;
+}
+
+std::string help_text() {
+  raw_args r;
+  CLI::App app{"Launch an ad-hoc TCP server: built-in echo/talk/discard/chargen/daytime handlers,\n"
+               "or a program per connection. Every option of LispWorks comm:start-up-server.",
+               "startup-server"};
+  build_app(app, r);
+  app.formatter(std::make_shared<usage_formatter>());
+  app.footer(
+      "Examples:\n"
+      "  startup-server --service 7000 --announce          echo server on port 7000\n"
+      "  startup-server --talk -a 127.0.0.1 --announce     talk server on a free port\n"
+      "  pid=$(startup-server --wait --announce=port.txt --announce-format='{port}')\n"
+      "  startup-server -p 8080 --exec cat                 one cat per connection\n"
+      "See startup-server(1) for the exit statuses and details.");
+  return app.help();
+}
+
+std::string version_text() { return fmt::format("startup-server {}\n", STARTUP_SERVER_VERSION); }
+
+}  // namespace startup_server::cli

@@ -1,0 +1,180 @@
+// The built-in handlers: echo, talk, discard, chargen, daytime.
+#include <time.h>
+
+#include <array>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <memory>
+
+#include "connection.hpp"
+
+namespace startup_server::detail {
+namespace {
+
+constexpr auto as_tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
+constexpr std::size_t chunk_size = 64 * 1024;
+
+// One read buffer per thread, shared by every connection on it: a connection borrows it
+// only between waking up readable and handing its bytes on, never across a suspension.
+char* thread_buffer() {
+  static thread_local std::unique_ptr<char[]> buffer(new char[chunk_size]);
+  return buffer.get();
+}
+
+// Waits until readable, then reads what is there into the thread buffer without
+// blocking. Returns the count (0 at EOF) or nothing when the connection is over.
+asio::awaitable<std::optional<std::size_t>> read_ready(connection& c, std::size_t limit = chunk_size) {
+  for (;;) {
+    auto [wait_ec] = co_await c.socket.async_wait(tcp::socket::wait_read, as_tuple_awaitable);
+    if (wait_ec) co_return std::nullopt;
+    std::error_code ec;
+    std::size_t n = c.socket.read_some(asio::buffer(thread_buffer(), limit), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
+    if (ec == asio::error::eof) co_return 0;
+    if (ec) co_return std::nullopt;
+    c.bytes_in += n;
+    co_return n;
+  }
+}
+
+// Sends data, writing at once what the socket takes and copying only the rest (what a
+// slow reader left) to a buffer owned by this connection while it drains.
+asio::awaitable<bool> send(connection& c, const char* data, std::size_t size) {
+  std::error_code ec;
+  std::size_t sent = c.socket.write_some(asio::buffer(data, size), ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) sent = 0, ec.clear();
+  if (ec) co_return false;
+  c.bytes_out += sent;
+  if (sent == size) co_return true;
+  std::unique_ptr<char[]> rest(new char[size - sent]);
+  std::memcpy(rest.get(), data + sent, size - sent);
+  auto [write_ec, n] = co_await asio::async_write(c.socket, asio::buffer(rest.get(), size - sent), as_tuple_awaitable);
+  c.bytes_out += n;
+  co_return !write_ec;
+}
+
+void finish_sending(connection& c) {
+  std::error_code ignored;
+  c.socket.shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+// The seed's talk: each line becomes "You sent: '<line>'" plus the line's ending. Lines
+// stream through as they arrive, so a line of any length needs no more than one chunk.
+class talk_transform {
+ public:
+  void feed(const char* p, std::size_t n, std::string& out) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const char ch = p[i];
+      if (pending_cr_) {
+        pending_cr_ = false;
+        if (ch == '\n') {
+          out += "'\r\n";
+          at_line_start_ = true;
+          continue;
+        }
+        out.push_back('\r');
+      }
+      if (at_line_start_) {
+        out += prefix;
+        at_line_start_ = false;
+      }
+      if (ch == '\r') pending_cr_ = true;
+      else if (ch == '\n') out += "'\n", at_line_start_ = true;
+      else out.push_back(ch);
+    }
+  }
+  // A last line without a newline is answered too, as read-line returns it.
+  void end(std::string& out) {
+    if (pending_cr_) out.push_back('\r');
+    if (!at_line_start_) out += "'\n";
+    at_line_start_ = true;
+    pending_cr_ = false;
+  }
+
+ private:
+  static constexpr const char* prefix = "You sent: '";
+  bool at_line_start_ = true;
+  bool pending_cr_ = false;
+};
+
+// RFC 864's 95 printable characters in 72-column lines, each starting one further on.
+const std::string& chargen_block() {
+  static const std::string block = [] {
+    std::string b;
+    for (int line = 0; line < 95; ++line) {
+      for (int i = 0; i < 72; ++i) b.push_back(static_cast<char>(' ' + (line + i) % 95));
+      b += "\r\n";
+    }
+    return b;
+  }();
+  return block;
+}
+
+}  // namespace
+
+asio::awaitable<void> serve_echo(connection& c) {
+  c.socket.non_blocking(true);
+  for (;;) {
+    auto n = co_await read_ready(c);
+    if (!n) co_return;
+    if (*n == 0) break;
+    if (!co_await send(c, thread_buffer(), *n)) co_return;
+  }
+  finish_sending(c);
+}
+
+asio::awaitable<void> serve_talk(connection& c) {
+  c.socket.non_blocking(true);
+  talk_transform talk;
+  std::string out;
+  for (;;) {
+    // Small reads bound the reply (at most 13 bytes out per byte in).
+    auto n = co_await read_ready(c, 4096);
+    if (!n) co_return;
+    out.clear();
+    if (*n == 0) {
+      talk.end(out);
+      if (!out.empty() && !co_await send(c, out.data(), out.size())) co_return;
+      break;
+    }
+    talk.feed(thread_buffer(), *n, out);
+    if (!out.empty() && !co_await send(c, out.data(), out.size())) co_return;
+    if (out.capacity() > 2 * chunk_size) std::string().swap(out);
+  }
+  finish_sending(c);
+}
+
+asio::awaitable<void> serve_discard(connection& c) {
+  c.socket.non_blocking(true);
+  for (;;) {
+    auto n = co_await read_ready(c);
+    if (!n) co_return;
+    if (*n == 0) break;
+  }
+  finish_sending(c);
+}
+
+asio::awaitable<void> serve_chargen(connection& c) {
+  // Input is ignored (RFC 864); the stream ends when the client goes away.
+  const std::string& block = chargen_block();
+  for (;;) {
+    auto [ec, n] = co_await asio::async_write(c.socket, asio::buffer(block), as_tuple_awaitable);
+    c.bytes_out += n;
+    if (ec) co_return;
+  }
+}
+
+asio::awaitable<void> serve_daytime(connection& c) {
+  // RFC 867's suggested form: "Weekday, Month Day, Year Time-Zone".
+  char text[128];
+  const time_t now = ::time(nullptr);
+  tm local{};
+  ::localtime_r(&now, &local);
+  std::size_t len = ::strftime(text, sizeof text, "%A, %B %d, %Y %H:%M:%S-%Z\r\n", &local);
+  auto [ec, n] = co_await asio::async_write(c.socket, asio::buffer(text, len), as_tuple_awaitable);
+  c.bytes_out += n;
+  if (!ec) finish_sending(c);
+}
+
+}  // namespace startup_server::detail

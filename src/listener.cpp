@@ -1,0 +1,60 @@
+// Creates the listener socket by hand so it is close-on-exec from the first instant.
+#include "listener.hpp"
+
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fmt/core.h>
+
+namespace startup_server::detail {
+namespace {
+
+int fail(int fd, startup_condition& condition, startup_condition::phase stage, const char* verb,
+         const bind_candidate& c) {
+  condition.stage = stage;
+  condition.code = std::error_code(errno, std::system_category());
+  condition.context = fmt::format("unable to {} {}", verb, endpoint_text(reinterpret_cast<const sockaddr*>(&c.addr)));
+  if (fd >= 0) ::close(fd);
+  return -1;
+}
+
+}  // namespace
+
+int open_listener(const bind_candidate& c, const server_options& o, startup_condition& condition) {
+  int fd = ::socket(c.family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_TCP);
+  if (fd < 0) return fail(fd, condition, startup_condition::phase::bind, "open a socket for", c);
+  const int one = 1;
+  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
+    return fail(fd, condition, startup_condition::phase::bind, "set SO_REUSEADDR on", c);
+  if (o.reuseport && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+    return fail(fd, condition, startup_condition::phase::bind, "set SO_REUSEPORT on", c);
+  if (c.family == AF_INET6) {
+    const int v6only = c.v6only ? 1 : 0;
+    if (::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only) != 0)
+      return fail(fd, condition, startup_condition::phase::bind, "set IPV6_V6ONLY on", c);
+  }
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&c.addr), c.len) != 0)
+    return fail(fd, condition, startup_condition::phase::bind, "bind to", c);
+  if (::listen(fd, o.backlog) != 0) return fail(fd, condition, startup_condition::phase::listen, "listen on", c);
+  condition = {};
+  return fd;
+}
+
+int open_first_listener(const std::vector<bind_candidate>& candidates, const server_options& o,
+                        startup_condition& condition) {
+  startup_condition first;
+  for (const auto& c : candidates) {
+    startup_condition attempt;
+    int fd = open_listener(c, o, attempt);
+    if (fd >= 0) {
+      condition = {};
+      return fd;
+    }
+    if (!first) first = attempt;
+  }
+  condition = first;
+  return -1;
+}
+
+}  // namespace startup_server::detail

@@ -1,0 +1,19 @@
+// Opening the listening socket with the requested socket options.
+#pragma once
+
+#include "resolve.hpp"
+#include "startup_server/server.hpp"
+
+namespace startup_server::detail {
+
+// Creates a close-on-exec, non-blocking socket for c with SO_REUSEADDR (always),
+// SO_REUSEPORT and IPV6_V6ONLY as asked, binds and listens. Returns the descriptor, or
+// -1 with condition set (stage bind or listen, context naming the address and port).
+int open_listener(const bind_candidate& c, const server_options& o, startup_condition& condition);
+
+// Tries each candidate in order and keeps the first that binds; on failure the
+// condition is the first candidate's (the one the user most likely meant).
+int open_first_listener(const std::vector<bind_candidate>& candidates, const server_options& o,
+                        startup_condition& condition);
+
+}  // namespace startup_server::detail

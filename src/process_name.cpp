@@ -1,0 +1,32 @@
+// (format nil "~S server" service): integers print bare, strings quoted, nil as NIL.
+#include "process_name.hpp"
+
+#include <sys/prctl.h>
+
+#include "startup_server/options.hpp"
+
+namespace startup_server {
+
+std::string default_process_name(const std::string& service) {
+  if (service.empty()) return "NIL server";
+  if (service.find_first_not_of("0123456789") == std::string::npos) {
+    if (service.find_first_not_of('0') == std::string::npos) return "NIL server";
+    return service.substr(service.find_first_not_of('0')) + " server";
+  }
+  std::string quoted = "\"";
+  for (char c : service) {
+    if (c == '"' || c == '\\') quoted.push_back('\\');
+    quoted.push_back(c);
+  }
+  return quoted + "\" server";
+}
+
+namespace detail {
+
+void set_thread_name(const std::string& name) {
+  std::string shortened = name.substr(0, 15);
+  ::prctl(PR_SET_NAME, shortened.c_str(), 0, 0, 0);
+}
+
+}  // namespace detail
+}  // namespace startup_server

@@ -1,0 +1,99 @@
+// The server's state: its event loops, listener, connections and lifecycle.
+#pragma once
+
+#include <asio/awaitable.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "connection.hpp"
+#include "resolve.hpp"
+#include "startup_server/server.hpp"
+
+namespace startup_server::detail {
+
+// One event loop and its thread; connections stay on the worker that accepted them.
+struct worker {
+  asio::io_context context{1};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
+  std::thread thread;
+  connection* connections = nullptr;  // intrusive list, touched on this worker only
+
+  void add(connection& c) noexcept;
+  void remove(connection& c) noexcept;
+};
+
+class server_impl {
+ public:
+  explicit server_impl(server_options options);
+  ~server_impl();
+
+  // Starts the threads; with options.wait, blocks until listening or failed.
+  startup_condition start();
+  void terminate(bool immediate);
+  startup_condition join();
+  bool running() const { return !joined_.load() && !finished_.load(); }
+
+  std::uint16_t local_port() const;
+  std::string local_address() const;
+  std::string family() const;
+  const std::string& name() const { return name_; }
+  std::size_t active_connections() const { return active_.load(); }
+
+ private:
+  asio::awaitable<void> run();
+  asio::awaitable<void> accept_loop();
+  asio::awaitable<bool> recover_from_accept_error(const std::error_code& ec, unsigned& failures);
+  asio::awaitable<bool> reopen_listener();
+  asio::awaitable<void> serve(worker& w, tcp::socket socket);
+  asio::awaitable<void> dispatch(connection& c);
+  bool listen_on(const std::vector<bind_candidate>& candidates, startup_condition& condition);
+
+  void begin_stop(bool immediate);
+  void close_all();
+  void connection_done();
+  void check_finished();
+  void finish();
+  void fail(startup_condition condition);
+  void announce(announce_event::kind what, const std::string& message = {});
+  void warn(const std::string& what);
+  connection_record open_record(connection& c);
+  void log_close(connection& c, connection_record& r, std::chrono::steady_clock::time_point since);
+
+  server_options options_;
+  std::string name_;
+  exec_plan exec_;
+  std::vector<std::unique_ptr<worker>> workers_;
+  worker& control_;  // workers_[0]: runs the listener and the lifecycle too
+  tcp::acceptor acceptor_;
+  asio::steady_timer grace_timer_;
+  asio::steady_timer pause_timer_;
+  bind_candidate bound_;  // the listener's address, with the port the system chose
+
+  mutable std::mutex mutex_;  // guards what other threads read: bound_ fields, startup_
+  std::condition_variable started_cv_;
+  bool startup_done_ = false;
+  startup_condition startup_;
+  startup_condition final_;
+
+  // Control state: touched on control_'s thread only.
+  bool stopping_ = false;
+  bool draining_once_ = false;
+  bool closed_all_ = false;
+  std::atomic<bool> finished_{false};
+  std::atomic<bool> joined_{false};
+  std::atomic<std::size_t> active_{0};
+  std::atomic<std::uint64_t> next_id_{0};
+  std::size_t next_worker_ = 0;
+  std::mutex join_mutex_;
+};
+
+}  // namespace startup_server::detail
