@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "connection.hpp"
+#include "talk.hpp"
 
 namespace startup_server::detail {
 namespace {
@@ -58,45 +59,6 @@ void finish_sending(connection& c) {
   std::error_code ignored;
   c.socket.shutdown(tcp::socket::shutdown_send, ignored);
 }
-
-// The seed's talk: each line becomes "You sent: '<line>'" plus the line's ending. Lines
-// stream through as they arrive, so a line of any length needs no more than one chunk.
-class talk_transform {
- public:
-  void feed(const char* p, std::size_t n, std::string& out) {
-    for (std::size_t i = 0; i < n; ++i) {
-      const char ch = p[i];
-      if (pending_cr_) {
-        pending_cr_ = false;
-        if (ch == '\n') {
-          out += "'\r\n";
-          at_line_start_ = true;
-          continue;
-        }
-        out.push_back('\r');
-      }
-      if (at_line_start_) {
-        out += prefix;
-        at_line_start_ = false;
-      }
-      if (ch == '\r') pending_cr_ = true;
-      else if (ch == '\n') out += "'\n", at_line_start_ = true;
-      else out.push_back(ch);
-    }
-  }
-  // A last line without a newline is answered too, as read-line returns it.
-  void end(std::string& out) {
-    if (pending_cr_) out.push_back('\r');
-    if (!at_line_start_) out += "'\n";
-    at_line_start_ = true;
-    pending_cr_ = false;
-  }
-
- private:
-  static constexpr const char* prefix = "You sent: '";
-  bool at_line_start_ = true;
-  bool pending_cr_ = false;
-};
 
 // RFC 864's 95 printable characters in 72-column lines, each starting one further on.
 const std::string& chargen_block() {

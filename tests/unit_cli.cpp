@@ -1,0 +1,192 @@
+// Unit tests: command line → server_options, and every refusal naming its flag.
+#include <sys/socket.h>
+
+#include <catch2/catch.hpp>
+
+#include "cli/cli.hpp"
+
+using namespace startup_server;
+using cli::parse_command_line;
+using cli::usage_error;
+
+namespace {
+
+cli::config parse(std::vector<std::string> args) { return parse_command_line(args); }
+
+// The one-line message a refused command line gives.
+std::string refusal(std::vector<std::string> args) {
+  try {
+    parse_command_line(args);
+  } catch (const usage_error& e) {
+    return e.what();
+  }
+  return "(accepted)";
+}
+
+}  // namespace
+
+TEST_CASE("cli: defaults mirror the seed", "[cli]") {
+  auto c = parse({});
+  CHECK(c.options.function == handler::echo);
+  CHECK(c.options.service.empty());
+  CHECK(c.options.local_address.empty());
+  CHECK(c.options.backlog == 5);
+  CHECK(c.options.ipv6 == ipv6_mode::any);
+  CHECK(c.options.nodelay);
+  CHECK_FALSE(c.options.keepalive);
+  CHECK_FALSE(c.options.reuseport);
+  CHECK(c.options.error == true);
+  CHECK_FALSE(c.background);
+  CHECK(c.announce.destination.empty());
+  CHECK(c.log.destination.empty());
+}
+
+TEST_CASE("cli: synonyms map to the same option", "[cli]") {
+  CHECK(parse({"-s", "7000"}).options.service == "7000");
+  CHECK(parse({"--local-port", "http"}).options.service == "http");
+  CHECK(parse({"-p", "7001"}).options.service == "7001");
+  CHECK(parse({"--address", "127.0.0.1"}).options.local_address == "127.0.0.1");
+  CHECK(parse({"-a", "::1"}).options.local_address == "::1");
+}
+
+TEST_CASE("cli: each handler flag selects its handler", "[cli]") {
+  CHECK(parse({"--talk"}).options.function == handler::talk);
+  CHECK(parse({"--discard"}).options.function == handler::discard);
+  CHECK(parse({"--chargen"}).options.function == handler::chargen);
+  CHECK(parse({"--daytime"}).options.function == handler::daytime);
+  auto sh = parse({"--sh-exec", "echo hi"});
+  CHECK(sh.options.function == handler::exec);
+  CHECK(sh.options.exec_argv == std::vector<std::string>{"/bin/sh", "-c", "echo hi"});
+}
+
+TEST_CASE("cli: --exec takes the rest of the line verbatim", "[cli][exec]") {
+  auto c = parse({"-s", "0", "--exec", "printf", "--echo", "-s", "$HOME", "a b"});
+  REQUIRE(c.options.function == handler::exec);
+  REQUIRE(c.options.exec_argv.size() == 5);
+  CHECK(c.options.exec_argv[0].find("/printf") != std::string::npos);  // found on PATH
+  CHECK(c.options.exec_argv[1] == "--echo");
+  CHECK(c.options.exec_argv[3] == "$HOME");
+  CHECK(c.options.exec_argv[4] == "a b");
+  CHECK(c.options.service == "0");
+}
+
+TEST_CASE("cli: an option value spelled --exec is not the start of a command", "[cli][exec]") {
+  auto c = parse({"--process-name", "--exec", "--talk"});
+  CHECK(c.options.process_name == "--exec");
+  CHECK(c.options.function == handler::talk);
+}
+
+TEST_CASE("cli: socket flags and their negations", "[cli]") {
+  auto c = parse({"--no-nodelay", "--keepalive", "--reuseport", "-b", "max", "--ipv6", "both"});
+  CHECK_FALSE(c.options.nodelay);
+  CHECK(c.options.keepalive);
+  CHECK(c.options.reuseport);
+  CHECK(c.options.backlog == SOMAXCONN);
+  CHECK(c.options.ipv6 == ipv6_mode::both);
+  CHECK(parse({"--ipv6=off"}).options.ipv6 == ipv6_mode::off);
+  CHECK(parse({"--ipv6=on"}).options.ipv6 == ipv6_mode::on);
+  CHECK(parse({"-b", "0"}).options.backlog == 0);
+}
+
+TEST_CASE("cli: --wait makes --no-error the default, as the seed's (not wait)", "[cli][lifecycle]") {
+  auto c = parse({"--wait"});
+  CHECK(c.background);
+  CHECK(c.options.error == false);
+  CHECK(parse({"--wait", "--error"}).options.error == true);
+  CHECK(parse({"--no-error"}).options.error == false);
+}
+
+TEST_CASE("cli: announce destinations and formats", "[cli][announce]") {
+  CHECK(parse({"--announce"}).announce.destination == "stdout");
+  CHECK(parse({"--announce=stderr"}).announce.destination == "stderr");
+  CHECK(parse({"--announce", "/tmp/x"}).announce.destination == "/tmp/x");
+  auto c = parse({"--announce-format", "{port}"});
+  CHECK(c.announce.destination == "stdout");  // a format alone announces to stdout
+  CHECK(c.announce.format == "{port}");
+  CHECK(parse({"--announce", "--announce-format=json"}).announce.format == "json");
+}
+
+TEST_CASE("cli: connection log destinations and formats", "[cli][log]") {
+  CHECK(parse({"-v"}).log.destination == "stderr");
+  CHECK(parse({"--log", "/tmp/l"}).log.destination == "/tmp/l");
+  CHECK(parse({"-v", "--log-format", "json"}).log.format == "json");
+}
+
+TEST_CASE("cli: lifecycle values", "[cli][lifecycle]") {
+  auto c = parse({"--once", "--grace", "0.25", "--threads", "2", "--process-name", "mine"});
+  CHECK(c.options.once);
+  CHECK(c.options.grace == std::chrono::milliseconds(250));
+  CHECK(c.options.threads == 2);
+  CHECK(c.options.process_name == "mine");
+}
+
+TEST_CASE("cli: every bad flag is refused in one line naming it", "[cli][errors]") {
+  struct bad {
+    std::vector<std::string> args;
+    std::string flag;
+  };
+  const std::vector<bad> cases = {
+      {{"--echo", "--talk"}, "--talk"},
+      {{"--talk", "--exec", "cat"}, "--exec"},
+      {{"-s", "65536"}, "--service"},
+      {{"-s", "-1"}, "--service"},
+      {{"-p", "x1"}, "(accepted)"},  // a name: resolved later, against the services database
+      {{"-s", "1", "-p", "2"}, "--local-port"},
+      {{"-a", "1", "--address", "2"}, "--address"},
+      {{"--ipv6", "yes"}, "--ipv6"},
+      {{"--ipv6=on", "-a", "127.0.0.1"}, "--local-address"},
+      {{"--ipv6=on", "--address", "2130706433"}, "--address"},
+      {{"--ipv6=off", "-a", "::1"}, "--local-address"},
+      {{"-a", "4294967296"}, "--local-address"},
+      {{"-a", ""}, "--local-address"},
+      {{"-b", "-3"}, "--backlog"},
+      {{"-b", "lots"}, "--backlog"},
+      {{"--nodelay", "--no-nodelay"}, "--no-nodelay"},
+      {{"--keepalive", "--no-keepalive"}, "--no-keepalive"},
+      {{"--error", "--no-error"}, "--no-error"},
+      {{"--create-stream"}, "--create-stream"},
+      {{"--exec"}, "--exec"},
+      {{"--exec", "/nonexistent/program"}, "--exec"},
+      {{"--exec", "no-such-program-anywhere"}, "--exec"},
+      {{"--grace", "soon"}, "--grace"},
+      {{"--grace", "-1"}, "--grace"},
+      {{"--threads", "many"}, "--threads"},
+      {{"--announce-format", "{nope}"}, "--announce-format"},
+      {{"--announce-format", "{port"}, "--announce-format"},
+      {{"--announce-format", ""}, "--announce-format"},
+      {{"--log-format", "xml", "-v"}, "--log-format"},
+      {{"--log-format", "json"}, "--log-format"},
+      {{"--process-name", ""}, "--process-name"},
+      {{"--bogus"}, "--bogus"},
+      {{"--backlog"}, "--backlog"},
+  };
+  for (const auto& b : cases) {
+    INFO("args: " << b.args.front() << " ...");
+    std::string msg = refusal(b.args);
+    CHECK(msg.find(b.flag) != std::string::npos);
+    CHECK(msg.find('\n') == std::string::npos);
+  }
+}
+
+TEST_CASE("cli: find_program searches PATH like execvp", "[cli][exec]") {
+  std::string reason;
+  auto sh = cli::find_program("sh", reason);
+  REQUIRE(sh);
+  CHECK(sh->back() == 'h');
+  CHECK_FALSE(cli::find_program("/etc/passwd", reason));  // not executable
+  CHECK(reason == "Permission denied");
+}
+
+TEST_CASE("cli: --help lists every flag and the usage line", "[cli]") {
+  std::string help = cli::help_text();
+  for (const char* flag : {"--echo", "--talk", "--discard", "--chargen", "--daytime", "--exec", "--sh-exec",
+                           "--service", "--local-port", "--local-address", "--address", "--backlog", "--ipv6",
+                           "--nodelay", "--no-nodelay", "--keepalive", "--no-keepalive", "--reuseport",
+                           "--process-name", "--announce", "--announce-format", "--wait", "--create-stream",
+                           "--error", "--no-error", "--once", "--grace", "--verbose", "--log", "--log-format",
+                           "--threads", "--version", "--help"}) {
+    INFO(flag);
+    CHECK(help.find(flag) != std::string::npos);
+  }
+  CHECK(help.find("Usage: startup-server") != std::string::npos);
+}
