@@ -136,16 +136,18 @@ startup_condition server_impl::start() {
 
 asio::awaitable<void> server_impl::run() {
   std::error_code ec;
+  const std::string where = options_.local_address.empty() ? "*" : options_.local_address;
   const std::uint16_t port = resolve_service(options_.service, ec);
   if (ec) {
-    fail({startup_condition::phase::resolve, ec, fmt::format("unable to resolve service '{}'", options_.service)});
+    fail({startup_condition::phase::resolve, ec,
+          fmt::format("unable to resolve service '{}' for {}", options_.service, where)});
     co_return;
   }
   auto candidates = bind_candidates(options_.local_address, port, options_.ipv6, ec);
   if (ec) {
     auto stage = ec == resolver_errc::contradicts_mode ? startup_condition::phase::usage
                                                       : startup_condition::phase::resolve;
-    fail({stage, ec, fmt::format("unable to resolve address '{}' for port {}", options_.local_address, port)});
+    fail({stage, ec, fmt::format("unable to resolve address '{}' for port {}", where, port)});
     co_return;
   }
   startup_condition condition;

@@ -175,6 +175,8 @@ TEST_CASE("cli: find_program searches PATH like execvp", "[cli][exec]") {
   CHECK(sh->back() == 'h');
   CHECK_FALSE(cli::find_program("/etc/passwd", reason));  // not executable
   CHECK(reason == "Permission denied");
+  CHECK_FALSE(cli::find_program("/tmp", reason));
+  CHECK(reason == "is a directory");
 }
 
 TEST_CASE("cli: --help lists every flag and the usage line", "[cli]") {

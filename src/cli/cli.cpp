@@ -1,6 +1,7 @@
 // Maps the command line onto server_options and validates every value before anything binds.
 #include "cli/cli.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -289,6 +290,11 @@ void map_output(config& c, const raw_args& r, const CLI::App& app) {
 
 std::optional<std::string> find_program(const std::string& prog, std::string& reason) {
   auto runnable = [&](const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+      reason = S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file";
+      return false;
+    }
     if (::access(path.c_str(), X_OK) == 0) return true;
     reason = std::system_category().message(errno);
     return false;
@@ -310,7 +316,9 @@ std::optional<std::string> find_program(const std::string& prog, std::string& re
     if (end == std::string::npos) end = path.size();
     std::string dir = path.substr(start, end - start);
     std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + prog;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
     start = end + 1;
   }
   return std::nullopt;
