@@ -5,7 +5,11 @@
 
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
+
+#include "startup_server/options.hpp"
+#include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,10 +18,29 @@ namespace startup_server::detail {
 
 using tcp = asio::ip::tcp;
 
-// Owned by the coroutine serving it, touched only on its worker's thread. Registered
-// with the worker so a stop can close it.
+struct connection;
+struct worker;
+
+// Told when a handler is done with a connection; it then logs, unregisters and frees it.
+class connection_owner {
+ public:
+  virtual void closed(connection& c) noexcept = 0;
+
+ protected:
+  ~connection_owner() = default;
+};
+
+// What the connection log needs beyond the counters; allocated only when logging.
+struct connection_log_state {
+  std::chrono::steady_clock::time_point since;
+  connection_record record;
+};
+
+// One accepted connection, heap-allocated and touched only on its worker's thread.
+// Kept small: an idle echo connection is this, the socket's reactor state and one wait.
 struct connection {
-  explicit connection(tcp::socket s) : socket(std::move(s)) {}
+  connection(tcp::socket s, connection_owner& o, worker& w) : socket(std::move(s)), owner(&o), home(&w) {}
+  ~connection();  // a child still running is killed and reaped: none outlives the server
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
 
@@ -36,6 +59,14 @@ struct connection {
   // Worker registry links (intrusive, so registering allocates nothing).
   connection* prev = nullptr;
   connection* next = nullptr;
+
+  connection_owner* owner;
+  worker* home;
+  std::unique_ptr<char[]> pending;  // bytes a slow reader has not taken yet
+  std::unique_ptr<connection_log_state> log;
+
+  // The handler is done: hands the connection back to its owner, which frees it.
+  void close() noexcept { owner->closed(*this); }
 };
 
 // Sends sig to c's child, if it still has one. Race-free: it goes through the pidfd.
@@ -48,11 +79,14 @@ struct exec_plan {
   bool create_stream = false;
 };
 
-// Every handler serves c until the client or the child is done; I/O errors end the
-// handler quietly (they are events, not failures of the server).
-asio::awaitable<void> serve_echo(connection& c);
+// Echo and discard are callback state machines (no coroutine frame while idle): they
+// start at once on the connection's thread and call c.close() when done.
+void start_echo(connection& c);
+void start_discard(connection& c);
+
+// The coroutine handlers serve c until the client or the child is done; I/O errors
+// end the handler quietly (they are events, not failures of the server).
 asio::awaitable<void> serve_talk(connection& c);
-asio::awaitable<void> serve_discard(connection& c);
 asio::awaitable<void> serve_chargen(connection& c);
 asio::awaitable<void> serve_daytime(connection& c);
 asio::awaitable<void> serve_exec(connection& c, const exec_plan& plan);

@@ -185,6 +185,14 @@ asio::awaitable<void> serve_piped_child(connection& c, const exec_plan& plan) {
 
 }  // namespace
 
+connection::~connection() {
+  if (child_running) {
+    signal_child(*this, SIGKILL);
+    ::waitpid(child_pid, nullptr, 0);
+  }
+  if (child_pidfd >= 0) ::close(child_pidfd);
+}
+
 void signal_child(connection& c, int sig) noexcept {
   if (!c.child_running) return;
   if (c.child_pidfd >= 0) send_pidfd_signal(c.child_pidfd, sig);

@@ -2,6 +2,8 @@
 #include <time.h>
 
 #include <array>
+#include <asio/post.hpp>
+#include <cstring>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
@@ -60,6 +62,74 @@ void finish_sending(connection& c) {
   c.socket.shutdown(tcp::socket::shutdown_send, ignored);
 }
 
+bool would_block(const std::error_code& ec) {
+  return ec == asio::error::would_block || ec == asio::error::try_again;
+}
+
+// Echo and discard: read what is there into the thread buffer without blocking; when
+// nothing is, wait for readability (no buffer is held while waiting).
+void echo_readable(connection& c);
+void discard_readable(connection& c);
+
+template <void (*on_readable)(connection&)>
+void wait_readable(connection& c) {
+  c.socket.async_wait(tcp::socket::wait_read, [&c](std::error_code ec) {
+    if (ec) c.close();
+    else on_readable(c);
+  });
+}
+
+void echo_readable(connection& c) {
+  // A full buffer suggests more is waiting; a few rounds, then let others run.
+  for (int round = 0; round < 4; ++round) {
+    std::error_code ec;
+    const std::size_t n = c.socket.read_some(asio::buffer(thread_buffer(), chunk_size), ec);
+    if (would_block(ec)) return wait_readable<echo_readable>(c);
+    if (ec == asio::error::eof) {
+      finish_sending(c);  // every byte went back already: answer the half-close with our FIN
+      return c.close();
+    }
+    if (ec) return c.close();
+    c.bytes_in += n;
+    std::size_t sent = c.socket.write_some(asio::buffer(thread_buffer(), n), ec);
+    if (would_block(ec)) sent = 0, ec.clear();
+    if (ec) return c.close();
+    c.bytes_out += sent;
+    if (sent < n) {
+      // The client reads slower than it writes: keep only what it has not taken, and
+      // read no more from it until that is gone (bounded memory, natural backpressure).
+      const std::size_t rest = n - sent;
+      c.pending.reset(new char[rest]);
+      std::memcpy(c.pending.get(), thread_buffer() + sent, rest);
+      asio::async_write(c.socket, asio::buffer(c.pending.get(), rest), [&c](std::error_code wec, std::size_t w) {
+        c.bytes_out += w;
+        c.pending.reset();
+        if (wec) c.close();
+        else echo_readable(c);
+      });
+      return;
+    }
+    if (n < chunk_size) return wait_readable<echo_readable>(c);
+  }
+  asio::post(c.socket.get_executor(), [&c] { echo_readable(c); });
+}
+
+void discard_readable(connection& c) {
+  for (int round = 0; round < 4; ++round) {
+    std::error_code ec;
+    const std::size_t n = c.socket.read_some(asio::buffer(thread_buffer(), chunk_size), ec);
+    if (would_block(ec)) return wait_readable<discard_readable>(c);
+    if (ec == asio::error::eof) {
+      finish_sending(c);
+      return c.close();
+    }
+    if (ec) return c.close();
+    c.bytes_in += n;
+    if (n < chunk_size) return wait_readable<discard_readable>(c);
+  }
+  asio::post(c.socket.get_executor(), [&c] { discard_readable(c); });
+}
+
 // RFC 864's 95 printable characters in 72-column lines, each starting one further on.
 const std::string& chargen_block() {
   static const std::string block = [] {
@@ -75,15 +145,14 @@ const std::string& chargen_block() {
 
 }  // namespace
 
-asio::awaitable<void> serve_echo(connection& c) {
+void start_echo(connection& c) {
   c.socket.non_blocking(true);
-  for (;;) {
-    auto n = co_await read_ready(c);
-    if (!n) co_return;
-    if (*n == 0) break;
-    if (!co_await send(c, thread_buffer(), *n)) co_return;
-  }
-  finish_sending(c);
+  echo_readable(c);  // a client often sends with its connect: try before waiting
+}
+
+void start_discard(connection& c) {
+  c.socket.non_blocking(true);
+  discard_readable(c);
 }
 
 asio::awaitable<void> serve_talk(connection& c) {
@@ -103,16 +172,6 @@ asio::awaitable<void> serve_talk(connection& c) {
     talk.feed(thread_buffer(), *n, out);
     if (!out.empty() && !co_await send(c, out.data(), out.size())) co_return;
     if (out.capacity() > 2 * chunk_size) std::string().swap(out);
-  }
-  finish_sending(c);
-}
-
-asio::awaitable<void> serve_discard(connection& c) {
-  c.socket.non_blocking(true);
-  for (;;) {
-    auto n = co_await read_ready(c);
-    if (!n) co_return;
-    if (*n == 0) break;
   }
   finish_sending(c);
 }

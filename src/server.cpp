@@ -111,6 +111,14 @@ server_impl::server_impl(server_options options)
 server_impl::~server_impl() {
   terminate(true);
   join();
+  // Only after a forced end can connections remain; their pending handlers die with the
+  // event loops and are never run.
+  for (auto& w : workers_) {
+    while (connection* c = w->connections) {
+      w->remove(*c);
+      delete c;
+    }
+  }
 }
 
 startup_condition server_impl::start() {
@@ -202,8 +210,11 @@ asio::awaitable<void> server_impl::accept_loop() {
     }
     failures = 0;
     active_.fetch_add(1);
-    asio::co_spawn(w.context, serve(w, std::move(socket)),
-                   [this](std::exception_ptr e) { report_exception(name_, e); });
+    if (&w == &control_) {
+      start_connection(w, std::move(socket));
+    } else {
+      asio::post(w.context, [this, &w, s = std::move(socket)]() mutable { start_connection(w, std::move(s)); });
+    }
     if (options_.once) {
       draining_once_ = true;
       acceptor_.close();
@@ -260,42 +271,56 @@ asio::awaitable<bool> server_impl::reopen_listener() {
   co_return false;
 }
 
-asio::awaitable<void> server_impl::serve(worker& w, tcp::socket socket) {
-  const auto since = std::chrono::steady_clock::now();
-  connection c(std::move(socket));
+// On w's thread: set the socket up, register it, and hand it to its handler.
+void server_impl::start_connection(worker& w, tcp::socket socket) {
+  std::unique_ptr<connection> owned;
+  try {
+    owned = std::make_unique<connection>(std::move(socket), *this, w);
+  } catch (const std::bad_alloc&) {
+    connection_done();
+    return;
+  }
+  connection& c = *owned.release();  // from here on, freed by closed()
   w.add(c);
   std::error_code ignored;
   if (options_.nodelay) c.socket.set_option(tcp::no_delay(true), ignored);
   if (options_.keepalive) c.socket.set_option(asio::socket_base::keep_alive(true), ignored);
-  if (options_.connection_log) {
-    // Addresses are taken now: an exec handler hands the socket to its child.
-    connection_record record = open_record(c);
-    options_.connection_log(record);
-    co_await dispatch(c);
-    log_close(c, record, since);
-  } else {
-    co_await dispatch(c);
+  if (options_.connection_log) log_open(c);
+  switch (options_.function) {
+    case handler::echo: return start_echo(c);
+    case handler::discard: return start_discard(c);
+    default:
+      asio::co_spawn(w.context, dispatch(c), [this, &c](std::exception_ptr e) {
+        report_exception(name_, e);
+        c.close();
+      });
   }
-  w.remove(c);
-  c.socket.close(ignored);
+}
+
+void server_impl::closed(connection& c) noexcept {
+  if (c.log) log_close(c);
+  c.home->remove(c);
+  delete &c;  // closes the socket
   connection_done();
 }
 
 asio::awaitable<void> server_impl::dispatch(connection& c) {
   switch (options_.function) {
-    case handler::echo: co_await serve_echo(c); break;
     case handler::talk: co_await serve_talk(c); break;
-    case handler::discard: co_await serve_discard(c); break;
     case handler::chargen: co_await serve_chargen(c); break;
     case handler::daytime: co_await serve_daytime(c); break;
     case handler::exec: co_await serve_exec(c, exec_); break;
+    default: break;
   }
 }
 
-connection_record server_impl::open_record(connection& c) {
-  connection_record r;
+void server_impl::log_open(connection& c) {
+  c.log = std::make_unique<connection_log_state>();
+  c.log->since = std::chrono::steady_clock::now();
+  connection_record& r = c.log->record;
   r.what = connection_record::kind::open;
   r.id = next_id_.fetch_add(1) + 1;
+  // Addresses are taken now: an exec handler hands the socket to its child.
   sockaddr_storage peer{}, local{};
   socklen_t plen = sizeof peer, llen = sizeof local;
   const int fd = c.socket.native_handle();
@@ -306,20 +331,24 @@ connection_record server_impl::open_record(connection& c) {
     r.local_address = numeric_host(reinterpret_cast<sockaddr*>(&local));
     r.local_port = port_of(reinterpret_cast<sockaddr*>(&local));
   }
-  return r;
+  options_.connection_log(r);
 }
 
-void server_impl::log_close(connection& c, connection_record& r, std::chrono::steady_clock::time_point since) {
+void server_impl::log_close(connection& c) {
+  connection_record& r = c.log->record;
   r.what = connection_record::kind::close;
   if (c.bytes_known) {
     r.bytes_in = c.bytes_in;
     r.bytes_out = c.bytes_out;
   }
-  r.duration = std::chrono::steady_clock::now() - since;
+  r.duration = std::chrono::steady_clock::now() - c.log->since;
   r.child_pid = c.child_pid;
   r.exit_status = c.exit_status;
   r.term_signal = c.term_signal;
-  options_.connection_log(r);
+  try {
+    options_.connection_log(r);
+  } catch (...) {
+  }
 }
 
 void server_impl::connection_done() {

@@ -31,7 +31,7 @@ struct worker {
   void remove(connection& c) noexcept;
 };
 
-class server_impl {
+class server_impl final : public connection_owner {
  public:
   explicit server_impl(server_options options);
   ~server_impl();
@@ -53,8 +53,9 @@ class server_impl {
   asio::awaitable<void> accept_loop();
   asio::awaitable<bool> recover_from_accept_error(const std::error_code& ec, unsigned& failures);
   asio::awaitable<bool> reopen_listener();
-  asio::awaitable<void> serve(worker& w, tcp::socket socket);
+  void start_connection(worker& w, tcp::socket socket);
   asio::awaitable<void> dispatch(connection& c);
+  void closed(connection& c) noexcept override;
   bool listen_on(const std::vector<bind_candidate>& candidates, startup_condition& condition);
 
   void begin_stop(bool immediate);
@@ -65,8 +66,8 @@ class server_impl {
   void fail(startup_condition condition);
   void announce(announce_event::kind what, const std::string& message = {});
   void warn(const std::string& what);
-  connection_record open_record(connection& c);
-  void log_close(connection& c, connection_record& r, std::chrono::steady_clock::time_point since);
+  void log_open(connection& c);
+  void log_close(connection& c);
 
   server_options options_;
   std::string name_;
