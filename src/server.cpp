@@ -210,14 +210,15 @@ asio::awaitable<void> server_impl::accept_loop() {
     }
     failures = 0;
     active_.fetch_add(1);
+    if (options_.once) {
+      // Closed before the handler runs, so a second client is refused, never half-served.
+      draining_once_ = true;
+      acceptor_.close();
+    }
     if (&w == &control_) {
       start_connection(w, std::move(socket));
     } else {
       asio::post(w.context, [this, &w, s = std::move(socket)]() mutable { start_connection(w, std::move(s)); });
-    }
-    if (options_.once) {
-      draining_once_ = true;
-      acceptor_.close();
     }
   }
 }

@@ -6,8 +6,9 @@
 
 namespace startup_server::detail {
 
-// The seed's talk: each line becomes "You sent: '<line>'" plus the line's ending. Lines
-// stream through as they arrive, so a line of any length needs no more than one chunk.
+// The seed's talk: each line becomes "You sent: '<line>'" and a newline. A CR just before
+// the LF is part of the line ending (telnet, nc -C), not of the line. Lines stream through
+// as they arrive, so a line of any length needs no more than one chunk.
 class talk_transform {
  public:
   // Appends the reply to what p[0..n) completes or continues.
@@ -17,7 +18,7 @@ class talk_transform {
       if (pending_cr_) {
         pending_cr_ = false;
         if (ch == '\n') {
-          out += "'\r\n";
+          out += "'\n";
           at_line_start_ = true;
           continue;
         }

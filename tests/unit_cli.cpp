@@ -146,6 +146,8 @@ TEST_CASE("cli: every bad flag is refused in one line naming it", "[cli][errors]
       {{"--error", "--no-error"}, "--no-error"},
       {{"--create-stream"}, "--create-stream"},
       {{"--exec"}, "--exec"},
+      {{"--sh-exec", ""}, "--sh-exec"},
+      {{"--sh-exec", " "}, "--sh-exec"},
       {{"--exec", "/nonexistent/program"}, "--exec"},
       {{"--exec", "no-such-program-anywhere"}, "--exec"},
       {{"--grace", "soon"}, "--grace"},

@@ -129,7 +129,7 @@ TEST_CASE("talk: each line is answered as the seed's talk-on-stream", "[talk]") 
 
 TEST_CASE("talk: lines split across reads are answered whole", "[talk]") {
   CHECK(talk({"Hel", "lo", "\n"}) == "You sent: 'Hello'\n");
-  CHECK(talk({"ab\r", "\ncd\n"}) == "You sent: 'ab'\r\nYou sent: 'cd'\n");
+  CHECK(talk({"ab\r", "\ncd\n"}) == "You sent: 'ab'\nYou sent: 'cd'\n");
 }
 
 TEST_CASE("talk: a last line without newline is answered at EOF", "[talk]") {

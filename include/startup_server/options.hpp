@@ -14,7 +14,7 @@ namespace startup_server {
 // What serves each accepted connection (the seed's `function`).
 enum class handler {
   echo,     // every byte back, in order; a client half-close is answered with the server's FIN
-  talk,     // per line: "You sent: '<line>'" and the line's own ending
+  talk,     // per line: "You sent: '<line>'" and a newline (a CR before the LF is dropped)
   discard,  // RFC 863: read and drop
   chargen,  // RFC 864: rotating 72-character lines until the client goes away
   daytime,  // RFC 867: the local date and time, then close

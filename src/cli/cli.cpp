@@ -152,14 +152,14 @@ std::optional<T> parse_int(const std::string& s) {
   return v;
 }
 
-handler pick_handler(const raw_args& r, bool has_exec) {
+handler pick_handler(const raw_args& r, const CLI::App& app, bool has_exec) {
   std::vector<std::pair<const char*, handler>> chosen;
   if (r.echo) chosen.emplace_back("--echo", handler::echo);
   if (r.talk) chosen.emplace_back("--talk", handler::talk);
   if (r.discard) chosen.emplace_back("--discard", handler::discard);
   if (r.chargen) chosen.emplace_back("--chargen", handler::chargen);
   if (r.daytime) chosen.emplace_back("--daytime", handler::daytime);
-  if (!r.sh_exec.empty()) chosen.emplace_back("--sh-exec", handler::exec);
+  if (app.count("--sh-exec")) chosen.emplace_back("--sh-exec", handler::exec);
   if (has_exec) chosen.emplace_back("--exec", handler::exec);
   if (chosen.size() > 1)
     refuse(chosen[1].first, fmt::format("conflicts with {}: choose one handler", chosen[0].first));
@@ -182,14 +182,17 @@ void check_service(const std::string& flag, const std::string& v) {
   }
 }
 
-void map_exec(config& c, const raw_args& r, std::vector<std::string> exec_argv, bool has_exec) {
+void map_exec(config& c, const raw_args& r, const CLI::App& app, std::vector<std::string> exec_argv,
+              bool has_exec) {
   auto& o = c.options;
-  if (!r.sh_exec.empty()) exec_argv = {"/bin/sh", "-c", r.sh_exec};
+  const bool sh = app.count("--sh-exec") > 0;
+  if (sh && r.sh_exec.find_first_not_of(" \t\n") == std::string::npos) refuse("--sh-exec", "needs a command");
+  if (sh) exec_argv = {"/bin/sh", "-c", r.sh_exec};
   if (has_exec && exec_argv.empty()) refuse("--exec", "needs a program to run");
   if (o.function == handler::exec) {
     std::string reason;
     auto path = find_program(exec_argv[0], reason);
-    if (!path) refuse(r.sh_exec.empty() ? "--exec" : "--sh-exec", fmt::format("'{}': {}", exec_argv[0], reason));
+    if (!path) refuse(sh ? "--sh-exec" : "--exec", fmt::format("'{}': {}", exec_argv[0], reason));
     exec_argv[0] = *path;
     o.exec_argv = std::move(exec_argv);
   } else if (r.create_stream) {
@@ -345,8 +348,8 @@ config parse_command_line(const std::vector<std::string>& args) {
   c.version = r.version;
   if (c.help || c.version) return c;
 
-  c.options.function = pick_handler(r, has_exec);
-  map_exec(c, r, std::move(exec_argv), has_exec);
+  c.options.function = pick_handler(r, app, has_exec);
+  map_exec(c, r, app, std::move(exec_argv), has_exec);
   map_binding(c, r, app);
   map_lifecycle(c, r);
   map_output(c, r, app);
