@@ -1,0 +1,117 @@
+# bash completion for startup-server                          -*- shell-script -*-
+
+# Service names for --service: the tcp entries of the services database.
+_startup_server_services()
+{
+    local file=/etc/services
+    [[ -r $file ]] || return
+    awk '!/^[[:space:]]*#/ && $2 ~ /\/tcp$/ { print $1 }' "$file"
+}
+
+_startup_server()
+{
+    local cur prev words cword split=false
+    if declare -F _init_completion >/dev/null; then
+        _init_completion -s || return
+    else
+        # Without bash-completion: COMP_WORDBREAKS makes the '=' of an option=value a word.
+        words=("${COMP_WORDS[@]}")
+        cword=$COMP_CWORD
+        cur=${COMP_WORDS[cword]}
+        prev=${COMP_WORDS[cword - 1]}
+        if [[ $cur == = ]]; then
+            cur=""
+        elif [[ $prev == = && $cword -ge 2 ]]; then
+            prev=${COMP_WORDS[cword - 2]}
+        fi
+    fi
+
+    # Every word after --exec belongs to the program it runs.
+    local i
+    for ((i = 1; i < cword; i++)); do
+        if [[ ${words[i]} == --exec ]]; then
+            if declare -F _command_offset >/dev/null; then
+                _command_offset $((i + 1))
+            elif ((i + 1 == cword)); then
+                COMPREPLY=($(compgen -c -- "$cur"))
+            else
+                COMPREPLY=($(compgen -f -- "$cur"))
+            fi
+            return
+        fi
+    done
+
+    case $prev in
+        --exec)
+            COMPREPLY=($(compgen -c -- "$cur"))
+            return
+            ;;
+        -s | --service | -p | --local-port)
+            COMPREPLY=($(compgen -W "0 $(_startup_server_services)" -- "$cur"))
+            return
+            ;;
+        -a | --local-address | --address)
+            local addresses="127.0.0.1 ::1 0.0.0.0 :: localhost"
+            COMPREPLY=($(compgen -W "$addresses" -- "$cur"))
+            declare -F _ip_addresses >/dev/null && _ip_addresses -a
+            return
+            ;;
+        --ipv6)
+            COMPREPLY=($(compgen -W "any both on off" -- "$cur"))
+            return
+            ;;
+        -b | --backlog)
+            COMPREPLY=($(compgen -W "max 5 128 4096" -- "$cur"))
+            return
+            ;;
+        --announce-format)
+            COMPREPLY=($(compgen -W "text json {port} {address}:{port}" -- "$cur"))
+            return
+            ;;
+        --log-format)
+            COMPREPLY=($(compgen -W "text json" -- "$cur"))
+            return
+            ;;
+        --announce)
+            # The value is optional: offer destinations unless an option is being typed.
+            if [[ $cur != -* ]]; then
+                COMPREPLY=($(compgen -W "stdout stderr" -- "$cur"))
+                if declare -F _filedir >/dev/null; then
+                    _filedir
+                else
+                    COMPREPLY+=($(compgen -f -- "$cur"))
+                fi
+                return
+            fi
+            ;;
+        --log)
+            if declare -F _filedir >/dev/null; then
+                _filedir
+            else
+                COMPREPLY=($(compgen -f -- "$cur"))
+            fi
+            return
+            ;;
+        --threads)
+            COMPREPLY=($(compgen -W "0 1 2 4" -- "$cur"))
+            return
+            ;;
+        --sh-exec | --grace | --process-name)
+            return
+            ;;
+    esac
+
+    $split && return
+
+    local opts="-h --help -V --version
+        --echo --talk --discard --chargen --daytime --exec --sh-exec
+        -s --service -p --local-port -a --local-address --address --ipv6
+        -b --backlog --reuseport
+        --nodelay --no-nodelay --keepalive --no-keepalive --create-stream --threads
+        --wait --once --grace --error --no-error --process-name
+        --announce --announce-format -v --verbose --log --log-format"
+    COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+} &&
+    complete -F _startup_server startup-server
+
+# ex: filetype=sh

@@ -192,7 +192,7 @@ asio::awaitable<void> serve_daytime(connection& c) {
   const time_t now = ::time(nullptr);
   tm local{};
   ::localtime_r(&now, &local);
-  std::size_t len = ::strftime(text, sizeof text, "%A, %B %d, %Y %H:%M:%S-%Z\r\n", &local);
+  std::size_t len = ::strftime(text, sizeof text, "%A, %B %-d, %Y %H:%M:%S-%Z\r\n", &local);
   auto [ec, n] = co_await asio::async_write(c.socket, asio::buffer(text, len), as_tuple_awaitable);
   c.bytes_out += n;
   if (!ec) finish_sending(c);

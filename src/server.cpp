@@ -132,7 +132,9 @@ startup_condition server_impl::start() {
   for (std::size_t i = 0; i < workers_.size(); ++i) {
     worker& w = *workers_[i];
     w.thread = std::thread([&w, this, i] {
-      set_thread_name(i == 0 ? name_ : fmt::format("{} {}", name_, i));
+      // The system keeps 15 bytes: shorten the name, not the thread number.
+      const std::string suffix = i == 0 ? "" : fmt::format(" {}", i);
+      set_thread_name(name_.substr(0, 15 - suffix.size()) + suffix);
       w.context.run();
     });
   }

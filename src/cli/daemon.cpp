@@ -126,8 +126,7 @@ void write_all(int fd, const std::string& s) {
   // Listening, and the listening line is out: let go of the caller's terminal and pipes.
   redirect_to_null(STDIN_FILENO);
   redirect_to_null(STDOUT_FILENO);
-  if (c.log.destination != "stderr") redirect_to_null(STDERR_FILENO);
-  else redirect_to_null(STDERR_FILENO);
+  redirect_to_null(STDERR_FILENO);  // so -v without --log logs nowhere
   write_all(report, "ok");
   ::close(report);
   int status = serve_until_stopped(*s);
