@@ -5,6 +5,7 @@
 
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/thread_pool.hpp>
 
 #include "startup_server/options.hpp"
 #include <chrono>
@@ -55,6 +56,8 @@ struct connection {
   int child_pidfd = -1;
   std::optional<int> exit_status;
   std::optional<int> term_signal;
+  bool spawning = false;  // a spawner thread is handing this socket to a child right now
+  bool cut = false;       // the server has closed it (stop): a child spawned late is killed
 
   // Worker registry links (intrusive, so registering allocates nothing).
   connection* prev = nullptr;
@@ -77,6 +80,9 @@ struct exec_plan {
   std::vector<std::string> argv;  // argv[0] is the path to run
   std::vector<std::string> base_env;
   bool create_stream = false;
+  // Threads that run posix_spawn: it returns only once the child has exec'd, and that
+  // wait must not hold up the event loop. Null: spawn on the loop itself.
+  asio::thread_pool* spawner = nullptr;
 };
 
 // Echo and discard are callback state machines (no coroutine frame while idle): they

@@ -94,7 +94,25 @@ bool started(connection& c, pid_t pid) {
   c.child_pid = pid;
   c.child_running = true;
   c.child_pidfd = open_pidfd(pid);
+  if (c.cut) signal_child(c, SIGKILL);  // the server stopped while it was being spawned
   return true;
+}
+
+asio::awaitable<pid_t> spawn_task(const exec_plan& plan, const std::vector<std::string>& env, int in_fd,
+                                  int out_fd, std::error_code& ec) {
+  co_return spawn_child(plan.argv, env, in_fd, out_fd, ec);
+}
+
+// Spawns on the spawner threads and resumes on the connection's own loop.
+asio::awaitable<pid_t> spawn_off_loop(connection& c, const exec_plan& plan, int in_fd, int out_fd,
+                                      std::error_code& ec) {
+  const std::vector<std::string> env = ucspi_environment(c, plan);
+  if (!plan.spawner) co_return spawn_child(plan.argv, env, in_fd, out_fd, ec);
+  c.spawning = true;
+  auto spawned = asio::co_spawn(*plan.spawner, spawn_task(plan, env, in_fd, out_fd, ec), asio::use_awaitable);
+  const pid_t pid = co_await std::move(spawned);
+  c.spawning = false;
+  co_return pid;
 }
 
 // Socket → child's stdin. Ends at client EOF (closing the pipe: the child sees EOF).
@@ -138,7 +156,8 @@ asio::awaitable<void> serve_socket_child(connection& c, const exec_plan& plan) {
   const int fd = c.socket.native_handle();
   make_blocking(fd);  // O_NONBLOCK lives on the shared file description
   std::error_code ec;
-  if (!started(c, spawn_child(plan.argv, ucspi_environment(c, plan), fd, fd, ec))) {
+  const pid_t pid = co_await spawn_off_loop(c, plan, fd, fd, ec);
+  if (!started(c, pid)) {
     warn_spawn(plan, ec);
     co_return;
   }
@@ -157,7 +176,7 @@ asio::awaitable<void> serve_piped_child(connection& c, const exec_plan& plan) {
     co_return;
   }
   std::error_code ec;
-  pid_t pid = spawn_child(plan.argv, ucspi_environment(c, plan), in[0], out[1], ec);
+  const pid_t pid = co_await spawn_off_loop(c, plan, in[0], out[1], ec);
   ::close(in[0]);
   ::close(out[1]);
   asio::posix::stream_descriptor to_child(executor, in[1]), from_child(executor, out[0]);

@@ -85,10 +85,8 @@ void echo_readable(connection& c) {
     std::error_code ec;
     const std::size_t n = c.socket.read_some(asio::buffer(thread_buffer(), chunk_size), ec);
     if (would_block(ec)) return wait_readable<echo_readable>(c);
-    if (ec == asio::error::eof) {
-      finish_sending(c);  // every byte went back already: answer the half-close with our FIN
-      return c.close();
-    }
+    // Every byte went back already: closing answers the half-close with our FIN.
+    if (ec == asio::error::eof) return c.close();
     if (ec) return c.close();
     c.bytes_in += n;
     std::size_t sent = c.socket.write_some(asio::buffer(thread_buffer(), n), ec);
@@ -119,10 +117,7 @@ void discard_readable(connection& c) {
     std::error_code ec;
     const std::size_t n = c.socket.read_some(asio::buffer(thread_buffer(), chunk_size), ec);
     if (would_block(ec)) return wait_readable<discard_readable>(c);
-    if (ec == asio::error::eof) {
-      finish_sending(c);
-      return c.close();
-    }
+    if (ec == asio::error::eof) return c.close();
     if (ec) return c.close();
     c.bytes_in += n;
     if (n < chunk_size) return wait_readable<discard_readable>(c);

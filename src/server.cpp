@@ -100,6 +100,9 @@ server_impl::server_impl(server_options options)
     exec_.argv = options_.exec_argv;
     exec_.base_env = environment_without_tcp();
     exec_.create_stream = options_.create_stream;
+    // Two spawns in flight per core keep the cores busy while each waits for its exec.
+    spawner_ = std::make_unique<asio::thread_pool>(std::max(2u, 2 * std::thread::hardware_concurrency()));
+    exec_.spawner = spawner_.get();
     // Writes to a pipe whose reader has gone must fail with EPIPE, not kill the server.
     if (options_.create_stream) {
       struct sigaction old{};
@@ -111,6 +114,7 @@ server_impl::server_impl(server_options options)
 server_impl::~server_impl() {
   terminate(true);
   join();
+  if (spawner_) spawner_->join();
   // Only after a forced end can connections remain; their pending handlers die with the
   // event loops and are never run.
   for (auto& w : workers_) {
@@ -400,7 +404,8 @@ void server_impl::close_all() {
     asio::post(w->context, [&w = *w] {
       for (connection* c = w.connections; c; c = c->next) {
         std::error_code ignored;
-        c->socket.close(ignored);
+        c->cut = true;
+        if (!c->spawning) c->socket.close(ignored);  // a spawner is reading its descriptor
         signal_child(*c, SIGKILL);
       }
     });

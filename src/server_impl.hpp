@@ -72,6 +72,7 @@ class server_impl final : public connection_owner {
   server_options options_;
   std::string name_;
   exec_plan exec_;
+  std::unique_ptr<asio::thread_pool> spawner_;
   std::vector<std::unique_ptr<worker>> workers_;
   worker& control_;  // workers_[0]: runs the listener and the lifecycle too
   tcp::acceptor acceptor_;

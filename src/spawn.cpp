@@ -7,6 +7,23 @@
 namespace startup_server::detail {
 namespace {
 
+// exec(2) resets caught signals to their defaults but keeps ignored ones ignored, so
+// only those need resetting; each costs the child one sigaction(2). SIGPIPE is always
+// included (servers ignore it); the rest are read once, when the first child starts.
+const sigset_t& ignored_signals() {
+  static const sigset_t set = [] {
+    sigset_t s;
+    ::sigemptyset(&s);
+    ::sigaddset(&s, SIGPIPE);
+    for (int sig = 1; sig < SIGRTMIN; ++sig) {
+      struct sigaction sa {};
+      if (::sigaction(sig, nullptr, &sa) == 0 && sa.sa_handler == SIG_IGN) ::sigaddset(&s, sig);
+    }
+    return s;
+  }();
+  return set;
+}
+
 // Owns the spawn attributes: all signals default, empty mask, as a fresh process expects.
 struct spawn_setup {
   posix_spawnattr_t attr;
@@ -16,10 +33,10 @@ struct spawn_setup {
   spawn_setup(int in_fd, int out_fd) {
     ::posix_spawnattr_init(&attr);
     ::posix_spawn_file_actions_init(&actions);
-    sigset_t all, none;
-    ::sigfillset(&all);
+    sigset_t none;
     ::sigemptyset(&none);
-    ok = ::posix_spawnattr_setsigdefault(&attr, &all) == 0 && ::posix_spawnattr_setsigmask(&attr, &none) == 0 &&
+    ok = ::posix_spawnattr_setsigdefault(&attr, &ignored_signals()) == 0 &&
+         ::posix_spawnattr_setsigmask(&attr, &none) == 0 &&
          ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK) == 0 &&
          ::posix_spawn_file_actions_adddup2(&actions, in_fd, 0) == 0 &&
          ::posix_spawn_file_actions_adddup2(&actions, out_fd, 1) == 0 &&
