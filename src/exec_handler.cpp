@@ -30,21 +30,17 @@ constexpr auto as_tuple_awaitable = asio::experimental::as_tuple(asio::use_await
 constexpr std::size_t relay_chunk = 64 * 1024;
 
 // The UCSPI variables for c on top of the server's environment.
-std::vector<std::string> ucspi_environment(const connection& c, const exec_plan& plan) {
+std::vector<std::string> ucspi_environment(connection& c, const exec_plan& plan) {
   std::vector<std::string> env;
   env.reserve(plan.base_env.size() + 5);
-  env = plan.base_env;
-  sockaddr_storage peer{}, local{};
-  socklen_t plen = sizeof peer, llen = sizeof local;
-  const int fd = const_cast<connection&>(c).socket.native_handle();
+  env.assign(plan.base_env.begin(), plan.base_env.end());
   env.emplace_back("PROTO=TCP");
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0) {
-    env.push_back("TCPLOCALIP=" + numeric_host(reinterpret_cast<sockaddr*>(&local)));
-    env.push_back("TCPLOCALPORT=" + std::to_string(port_of(reinterpret_cast<sockaddr*>(&local))));
-  }
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) == 0) {
-    env.push_back("TCPREMOTEIP=" + numeric_host(reinterpret_cast<sockaddr*>(&peer)));
-    env.push_back("TCPREMOTEPORT=" + std::to_string(port_of(reinterpret_cast<sockaddr*>(&peer))));
+  const socket_endpoints e = endpoints_of(c.socket.native_handle());
+  if (e.ok) {
+    env.push_back("TCPLOCALIP=" + e.local_host);
+    env.push_back("TCPLOCALPORT=" + std::to_string(e.local_port));
+    env.push_back("TCPREMOTEIP=" + e.peer_host);
+    env.push_back("TCPREMOTEPORT=" + std::to_string(e.peer_port));
   }
   return env;
 }

@@ -207,6 +207,21 @@ std::string endpoint_text(const std::string& host, std::uint16_t port) {
 
 std::string endpoint_text(const sockaddr* sa) { return endpoint_text(numeric_host(sa), port_of(sa)); }
 
+socket_endpoints endpoints_of(int fd) {
+  socket_endpoints e;
+  sockaddr_storage local{}, peer{};
+  socklen_t llen = sizeof local, plen = sizeof peer;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) != 0 ||
+      ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) != 0)
+    return e;
+  e.ok = true;
+  e.local_host = numeric_host(reinterpret_cast<sockaddr*>(&local));
+  e.local_port = port_of(reinterpret_cast<sockaddr*>(&local));
+  e.peer_host = numeric_host(reinterpret_cast<sockaddr*>(&peer));
+  e.peer_port = port_of(reinterpret_cast<sockaddr*>(&peer));
+  return e;
+}
+
 const char* family_name(int family) { return family == AF_INET6 ? "ipv6" : "ipv4"; }
 
 }  // namespace startup_server::detail

@@ -42,6 +42,17 @@ std::uint16_t port_of(const sockaddr* sa);
 // "127.0.0.1:80", "[::1]:80".
 std::string endpoint_text(const std::string& host, std::uint16_t port);
 std::string endpoint_text(const sockaddr* sa);
+// Both ends of a connected socket, numeric, IPv4-mapped shown as IPv4; ok false if the
+// socket is no longer connected.
+struct socket_endpoints {
+  bool ok = false;
+  std::string local_host;
+  std::uint16_t local_port = 0;
+  std::string peer_host;
+  std::uint16_t peer_port = 0;
+};
+socket_endpoints endpoints_of(int fd);
+
 // "ipv4" / "ipv6" for the socket's family.
 const char* family_name(int family);
 

@@ -328,16 +328,11 @@ void server_impl::log_open(connection& c) {
   r.what = connection_record::kind::open;
   r.id = next_id_.fetch_add(1) + 1;
   // Addresses are taken now: an exec handler hands the socket to its child.
-  sockaddr_storage peer{}, local{};
-  socklen_t plen = sizeof peer, llen = sizeof local;
-  const int fd = c.socket.native_handle();
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) == 0) {
-    r.peer_address = numeric_host(reinterpret_cast<sockaddr*>(&peer));
-    r.peer_port = port_of(reinterpret_cast<sockaddr*>(&peer));
-    r.local_address = numeric_host(reinterpret_cast<sockaddr*>(&local));
-    r.local_port = port_of(reinterpret_cast<sockaddr*>(&local));
-  }
+  const socket_endpoints e = endpoints_of(c.socket.native_handle());
+  r.peer_address = e.peer_host;
+  r.peer_port = e.peer_port;
+  r.local_address = e.local_host;
+  r.local_port = e.local_port;
   options_.connection_log(r);
 }
 
