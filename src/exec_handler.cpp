@@ -115,11 +115,13 @@ asio::awaitable<pid_t> spawn_off_loop(connection& c, const exec_plan& plan, int 
 asio::awaitable<void> relay_in(connection& c, asio::posix::stream_descriptor& to_child) {
   std::unique_ptr<char[]> buf(new char[relay_chunk]);
   for (;;) {
-    auto [ec, n] = co_await c.socket.async_read_some(asio::buffer(buf.get(), relay_chunk), as_tuple_awaitable);
+    auto ec_n_result = co_await c.socket.async_read_some(asio::buffer(buf.get(), relay_chunk), as_tuple_awaitable);
+    const auto ec = std::get<0>(ec_n_result);
+    const auto n = std::get<1>(ec_n_result);
     if (ec) break;
     c.bytes_in += n;
-    auto [wec, w] = co_await asio::async_write(to_child, asio::buffer(buf.get(), n), as_tuple_awaitable);
-    if (wec) break;
+    auto written = co_await asio::async_write(to_child, asio::buffer(buf.get(), n), as_tuple_awaitable);
+    if (std::get<0>(written)) break;
   }
   std::error_code ignored;
   to_child.close(ignored);
@@ -129,9 +131,13 @@ asio::awaitable<void> relay_in(connection& c, asio::posix::stream_descriptor& to
 asio::awaitable<void> relay_out(connection& c, asio::posix::stream_descriptor& from_child) {
   std::unique_ptr<char[]> buf(new char[relay_chunk]);
   for (;;) {
-    auto [ec, n] = co_await from_child.async_read_some(asio::buffer(buf.get(), relay_chunk), as_tuple_awaitable);
+    auto ec_n_result = co_await from_child.async_read_some(asio::buffer(buf.get(), relay_chunk), as_tuple_awaitable);
+    const auto ec = std::get<0>(ec_n_result);
+    const auto n = std::get<1>(ec_n_result);
     if (ec) break;
-    auto [wec, w] = co_await asio::async_write(c.socket, asio::buffer(buf.get(), n), as_tuple_awaitable);
+    auto wec_w_result = co_await asio::async_write(c.socket, asio::buffer(buf.get(), n), as_tuple_awaitable);
+    const auto wec = std::get<0>(wec_w_result);
+    const auto w = std::get<1>(wec_w_result);
     c.bytes_out += w;
     if (wec) break;
   }

@@ -29,7 +29,8 @@ char* thread_buffer() {
 // blocking. Returns the count (0 at EOF) or nothing when the connection is over.
 asio::awaitable<std::optional<std::size_t>> read_ready(connection& c, std::size_t limit = chunk_size) {
   for (;;) {
-    auto [wait_ec] = co_await c.socket.async_wait(tcp::socket::wait_read, as_tuple_awaitable);
+    auto wait_ec_result = co_await c.socket.async_wait(tcp::socket::wait_read, as_tuple_awaitable);
+    const auto wait_ec = std::get<0>(wait_ec_result);
     if (wait_ec) co_return std::nullopt;
     std::error_code ec;
     std::size_t n = c.socket.read_some(asio::buffer(thread_buffer(), limit), ec);
@@ -52,7 +53,9 @@ asio::awaitable<bool> send(connection& c, const char* data, std::size_t size) {
   if (sent == size) co_return true;
   std::unique_ptr<char[]> rest(new char[size - sent]);
   std::memcpy(rest.get(), data + sent, size - sent);
-  auto [write_ec, n] = co_await asio::async_write(c.socket, asio::buffer(rest.get(), size - sent), as_tuple_awaitable);
+  auto write_ec_n_result = co_await asio::async_write(c.socket, asio::buffer(rest.get(), size - sent), as_tuple_awaitable);
+  const auto write_ec = std::get<0>(write_ec_n_result);
+  const auto n = std::get<1>(write_ec_n_result);
   c.bytes_out += n;
   co_return !write_ec;
 }
@@ -175,7 +178,9 @@ asio::awaitable<void> serve_chargen(connection& c) {
   // Input is ignored (RFC 864); the stream ends when the client goes away.
   const std::string& block = chargen_block();
   for (;;) {
-    auto [ec, n] = co_await asio::async_write(c.socket, asio::buffer(block), as_tuple_awaitable);
+    auto ec_n_result = co_await asio::async_write(c.socket, asio::buffer(block), as_tuple_awaitable);
+    const auto ec = std::get<0>(ec_n_result);
+    const auto n = std::get<1>(ec_n_result);
     c.bytes_out += n;
     if (ec) co_return;
   }
@@ -188,7 +193,9 @@ asio::awaitable<void> serve_daytime(connection& c) {
   tm local{};
   ::localtime_r(&now, &local);
   std::size_t len = ::strftime(text, sizeof text, "%A, %B %-d, %Y %H:%M:%S-%Z\r\n", &local);
-  auto [ec, n] = co_await asio::async_write(c.socket, asio::buffer(text, len), as_tuple_awaitable);
+  auto ec_n_result = co_await asio::async_write(c.socket, asio::buffer(text, len), as_tuple_awaitable);
+  const auto ec = std::get<0>(ec_n_result);
+  const auto n = std::get<1>(ec_n_result);
   c.bytes_out += n;
   if (!ec) finish_sending(c);
 }

@@ -25,22 +25,26 @@ namespace {
 using asio::use_awaitable;
 constexpr auto as_tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
 
+// Asio reports system errors in its own category ("asio.system"), which this Asio maps to
+// no std::errc condition: accept errors are matched by errno value within a system category.
+bool errno_among(const std::error_code& ec, std::initializer_list<int> values) {
+  const auto& cat = ec.category();
+  if (cat != asio::system_category() && cat != std::system_category() && cat != std::generic_category()) return false;
+  for (int v : values)
+    if (ec.value() == v) return true;
+  return false;
+}
+
 // Accept errors that say nothing about the listener: a client gave up, or the network
 // hiccupped (accept(2) asks to treat these like EAGAIN).
 bool transient_accept_error(const std::error_code& ec) {
-  switch (ec.value()) {
-    case ECONNABORTED: case EPROTO: case EPERM: case EINTR: case EAGAIN: case ENETDOWN:
-    case ENOPROTOOPT: case EHOSTDOWN: case ENONET: case EHOSTUNREACH: case EOPNOTSUPP:
-    case ENETUNREACH: case ETIMEDOUT:
-      return ec.category() == std::system_category();
-    default: return false;
-  }
+  return errno_among(ec, {ECONNABORTED, EPROTO, EPERM, EINTR, EAGAIN, ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET,
+                          EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH, ETIMEDOUT});
 }
 
 // Running out of descriptors or memory: back off and keep serving, never fatal.
 bool resource_accept_error(const std::error_code& ec) {
-  return ec.category() == std::system_category() &&
-         (ec.value() == EMFILE || ec.value() == ENFILE || ec.value() == ENOBUFS || ec.value() == ENOMEM);
+  return errno_among(ec, {EMFILE, ENFILE, ENOBUFS, ENOMEM});
 }
 
 std::vector<std::string> environment_without_tcp() {
@@ -204,7 +208,9 @@ asio::awaitable<void> server_impl::accept_loop() {
   while (!stopping_ && !draining_once_) {
     worker& w = *workers_[next_worker_];
     next_worker_ = (next_worker_ + 1) % workers_.size();
-    auto [ec, socket] = co_await acceptor_.async_accept(w.context, as_tuple_awaitable);
+    auto ec_socket_result = co_await acceptor_.async_accept(w.context, as_tuple_awaitable);
+    std::error_code ec = std::get<0>(ec_socket_result);
+    tcp::socket socket = std::move(std::get<1>(ec_socket_result));
     if (options_.accept_filter) {
       ec = options_.accept_filter(ec);
       if (ec && socket.is_open()) socket.close();
@@ -230,7 +236,7 @@ asio::awaitable<void> server_impl::accept_loop() {
 }
 
 // Returns false when the server cannot go on accepting.
-asio::awaitable<bool> server_impl::recover_from_accept_error(const std::error_code& ec, unsigned& failures) {
+asio::awaitable<bool> server_impl::recover_from_accept_error(std::error_code ec, unsigned& failures) {
   using namespace std::chrono_literals;
   if (transient_accept_error(ec)) co_return true;
   if (resource_accept_error(ec)) {

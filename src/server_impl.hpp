@@ -51,7 +51,7 @@ class server_impl final : public connection_owner {
  private:
   asio::awaitable<void> run();
   asio::awaitable<void> accept_loop();
-  asio::awaitable<bool> recover_from_accept_error(const std::error_code& ec, unsigned& failures);
+  asio::awaitable<bool> recover_from_accept_error(std::error_code ec, unsigned& failures);
   asio::awaitable<bool> reopen_listener();
   void start_connection(worker& w, tcp::socket socket);
   asio::awaitable<void> dispatch(connection& c);
