@@ -12,7 +12,10 @@ namespace startup_server {
 
 // Why a server could not start (the seed's startup-condition) or why it stopped.
 struct startup_condition {
-  enum class phase { none, usage, resolve, bind, listen, spawn, runtime };
+  // none: no failure; usage: the options contradict each other (e.g. address and ipv6);
+  // resolve: service or address unknown; bind/listen: the socket calls; runtime: after
+  // start (the listener could not be reopened) or an internal error.
+  enum class phase { none, usage, resolve, bind, listen, runtime };
   phase stage = phase::none;
   std::error_code code;
   std::string context;  // e.g. "unable to bind to 127.0.0.1:80"
@@ -46,7 +49,7 @@ class server {
   startup_condition join();
   bool running() const;
 
-  // Descriptor counts of open connections and live children (for tests and logs).
+  // Connections being served right now (accepted and not yet closed).
   std::size_t active_connections() const;
 
  private:
