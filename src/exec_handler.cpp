@@ -197,7 +197,6 @@ asio::awaitable<void> serve_piped_child(connection& c, const exec_plan& plan) {
   co_await relay_out(c, from_child);
   co_await wait_child(c);
   if (!in_finished) {
-    drain(c);
     c.socket.cancel(ec);
     co_await in_done.async_wait(as_tuple_awaitable);
   }

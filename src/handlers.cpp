@@ -1,12 +1,11 @@
 // The built-in handlers: echo, talk, discard, chargen, daytime.
 #include <time.h>
 
-#include <array>
-#include <asio/post.hpp>
-#include <cstring>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
+#include <cstring>
 #include <memory>
 
 #include "connection.hpp"
@@ -25,6 +24,10 @@ char* thread_buffer() {
   return buffer.get();
 }
 
+bool would_block(const std::error_code& ec) {
+  return ec == asio::error::would_block || ec == asio::error::try_again;
+}
+
 // Waits until readable, then reads what is there into the thread buffer without
 // blocking. Returns the count (0 at EOF) or nothing when the connection is over.
 asio::awaitable<std::optional<std::size_t>> read_ready(connection& c, std::size_t limit = chunk_size) {
@@ -34,7 +37,7 @@ asio::awaitable<std::optional<std::size_t>> read_ready(connection& c, std::size_
     if (wait_ec) co_return std::nullopt;
     std::error_code ec;
     std::size_t n = c.socket.read_some(asio::buffer(thread_buffer(), limit), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
+    if (would_block(ec)) continue;
     if (ec == asio::error::eof) co_return 0;
     if (ec) co_return std::nullopt;
     c.bytes_in += n;
@@ -47,7 +50,7 @@ asio::awaitable<std::optional<std::size_t>> read_ready(connection& c, std::size_
 asio::awaitable<bool> send(connection& c, const char* data, std::size_t size) {
   std::error_code ec;
   std::size_t sent = c.socket.write_some(asio::buffer(data, size), ec);
-  if (ec == asio::error::would_block || ec == asio::error::try_again) sent = 0, ec.clear();
+  if (would_block(ec)) sent = 0, ec.clear();
   if (ec) co_return false;
   c.bytes_out += sent;
   if (sent == size) co_return true;
@@ -65,67 +68,53 @@ void finish_sending(connection& c) {
   c.socket.shutdown(tcp::socket::shutdown_send, ignored);
 }
 
-bool would_block(const std::error_code& ec) {
-  return ec == asio::error::would_block || ec == asio::error::try_again;
-}
-
 // Echo and discard: read what is there into the thread buffer without blocking; when
-// nothing is, wait for readability (no buffer is held while waiting).
-void echo_readable(connection& c);
-void discard_readable(connection& c);
+// nothing is, wait for readability (no buffer is held while waiting). Echo sends each
+// read straight back; discard drops it.
+template <bool echo>
+void on_readable(connection& c);
 
-template <void (*on_readable)(connection&)>
+template <bool echo>
 void wait_readable(connection& c) {
   c.socket.async_wait(tcp::socket::wait_read, [&c](std::error_code ec) {
     if (ec) c.close();
-    else on_readable(c);
+    else on_readable<echo>(c);
   });
 }
 
-void echo_readable(connection& c) {
+template <bool echo>
+void on_readable(connection& c) {
   // A full buffer suggests more is waiting; a few rounds, then let others run.
   for (int round = 0; round < 4; ++round) {
     std::error_code ec;
     const std::size_t n = c.socket.read_some(asio::buffer(thread_buffer(), chunk_size), ec);
-    if (would_block(ec)) return wait_readable<echo_readable>(c);
-    // Every byte went back already: closing answers the half-close with our FIN.
-    if (ec == asio::error::eof) return c.close();
+    if (would_block(ec)) return wait_readable<echo>(c);
+    // EOF included: every byte went back already, and closing sends our FIN.
     if (ec) return c.close();
     c.bytes_in += n;
-    std::size_t sent = c.socket.write_some(asio::buffer(thread_buffer(), n), ec);
-    if (would_block(ec)) sent = 0, ec.clear();
-    if (ec) return c.close();
-    c.bytes_out += sent;
-    if (sent < n) {
-      // The client reads slower than it writes: keep only what it has not taken, and
-      // read no more from it until that is gone (bounded memory, natural backpressure).
-      const std::size_t rest = n - sent;
-      c.pending.reset(new char[rest]);
-      std::memcpy(c.pending.get(), thread_buffer() + sent, rest);
-      asio::async_write(c.socket, asio::buffer(c.pending.get(), rest), [&c](std::error_code wec, std::size_t w) {
-        c.bytes_out += w;
-        c.pending.reset();
-        if (wec) c.close();
-        else echo_readable(c);
-      });
-      return;
+    if (echo) {
+      std::size_t sent = c.socket.write_some(asio::buffer(thread_buffer(), n), ec);
+      if (would_block(ec)) sent = 0, ec.clear();
+      if (ec) return c.close();
+      c.bytes_out += sent;
+      if (sent < n) {
+        // The client reads slower than it writes: keep only what it has not taken, and
+        // read no more from it until that is gone (bounded memory, natural backpressure).
+        const std::size_t rest = n - sent;
+        c.pending.reset(new char[rest]);
+        std::memcpy(c.pending.get(), thread_buffer() + sent, rest);
+        asio::async_write(c.socket, asio::buffer(c.pending.get(), rest), [&c](std::error_code wec, std::size_t w) {
+          c.bytes_out += w;
+          c.pending.reset();
+          if (wec) c.close();
+          else on_readable<echo>(c);
+        });
+        return;
+      }
     }
-    if (n < chunk_size) return wait_readable<echo_readable>(c);
+    if (n < chunk_size) return wait_readable<echo>(c);
   }
-  asio::post(c.socket.get_executor(), [&c] { echo_readable(c); });
-}
-
-void discard_readable(connection& c) {
-  for (int round = 0; round < 4; ++round) {
-    std::error_code ec;
-    const std::size_t n = c.socket.read_some(asio::buffer(thread_buffer(), chunk_size), ec);
-    if (would_block(ec)) return wait_readable<discard_readable>(c);
-    if (ec == asio::error::eof) return c.close();
-    if (ec) return c.close();
-    c.bytes_in += n;
-    if (n < chunk_size) return wait_readable<discard_readable>(c);
-  }
-  asio::post(c.socket.get_executor(), [&c] { discard_readable(c); });
+  asio::post(c.socket.get_executor(), [&c] { on_readable<echo>(c); });
 }
 
 // RFC 864's 95 printable characters in 72-column lines, each starting one further on.
@@ -145,12 +134,12 @@ const std::string& chargen_block() {
 
 void start_echo(connection& c) {
   c.socket.non_blocking(true);
-  echo_readable(c);  // a client often sends with its connect: try before waiting
+  on_readable<true>(c);  // a client often sends with its connect: try before waiting
 }
 
 void start_discard(connection& c) {
   c.socket.non_blocking(true);
-  discard_readable(c);
+  on_readable<false>(c);
 }
 
 asio::awaitable<void> serve_talk(connection& c) {
