@@ -326,6 +326,37 @@ TEST_CASE("exec: stopping the server ends running children", "[exec][lifecycle]"
   CHECK(s.proc.out().find("\"event\":\"terminated\"") != std::string::npos);
 }
 
+TEST_CASE("exec: a child that ignores SIGTERM is killed when the grace period ends", "[exec][lifecycle]") {
+  // exec keeps an ignored signal ignored: the child is sleep itself, deaf to SIGTERM.
+  auto s = start_server({"--grace", "0.5", "--sh-exec", "trap '' TERM; exec sleep 60"}, announce_style::json);
+  const pid_t pid = s.proc.pid();
+  auto c = client::connect_or_throw(s.port);
+  std::vector<pid_t> children;
+  REQUIRE(wait_until(
+      [&] {
+        children = children_of(pid);
+        return !children.empty();
+      },
+      5s));
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE(s.proc.send_signal(SIGTERM));
+  CHECK(s.proc.wait_exit(10s) == 0);
+  const auto took = std::chrono::steady_clock::now() - start;
+  CHECK(took >= 400ms);  // SIGTERM alone did not end it...
+  // ...SIGKILL at the end of the grace did, well before the server's 2 s last resort
+  // after the grace (which would also end it, at 2.5 s).
+  CHECK(took < 1500ms);
+  for (pid_t child : children) {
+    INFO("child " << child);
+    CHECK(wait_until(
+        [&] {
+          auto state = process_state(child);
+          return !state || *state == 'Z';
+        },
+        5s));
+  }
+}
+
 TEST_CASE("exec: a child waiting on its client blocks neither other connections nor the server", "[exec]") {
   for (bool create_stream : {false, true}) {
     INFO("create-stream: " << create_stream);
