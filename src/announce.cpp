@@ -1,11 +1,6 @@
 // Formats the seed's three announce events and writes them as lines.
 #include "announce.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <fmt/core.h>
 
 namespace startup_server::detail {
@@ -125,47 +120,6 @@ bool check_announce_format(const std::string& format, std::string& problem) {
   }
   if (format == "text" || format == "json") return true;
   return expand(format, nullptr, problem, nullptr, nullptr);
-}
-
-bool line_sink::open(const std::string& destination, std::string& reason) {
-  if (destination == "stdout") {
-    attach(STDOUT_FILENO);
-    return true;
-  }
-  if (destination == "stderr") {
-    attach(STDERR_FILENO);
-    return true;
-  }
-  int fd = ::open(destination.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0666);
-  if (fd < 0) {
-    reason = std::strerror(errno);
-    return false;
-  }
-  fd_ = fd;
-  owned_ = true;
-  return true;
-}
-
-line_sink::~line_sink() {
-  if (owned_ && fd_ >= 0) ::close(fd_);
-}
-
-void line_sink::write_line(std::string_view line) {
-  if (fd_ < 0) return;
-  std::string buf;
-  buf.reserve(line.size() + 1);
-  buf.append(line);
-  buf.push_back('\n');
-  std::lock_guard lock(mutex_);
-  const char* p = buf.data();
-  std::size_t left = buf.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd_, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
 }
 
 }  // namespace startup_server::detail

@@ -2,6 +2,7 @@
 #include "startup_server/client.hpp"
 
 #include <netdb.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -9,10 +10,39 @@
 #include <fmt/core.h>
 #include <utility>
 
+#include "resolve.hpp"
+
 namespace startup_server {
 namespace {
 
 std::error_code last_error() { return {errno, std::system_category()}; }
+
+// connect(2), carried through a signal: an interrupted connect goes on in the background
+// (calling connect again fails with EALREADY), so wait for it and read its outcome.
+bool connect_fully(int fd, const sockaddr* addr, socklen_t len, std::error_code& ec) {
+  if (::connect(fd, addr, len) == 0) {
+    ec.clear();
+    return true;
+  }
+  if (errno != EINTR) {
+    ec = last_error();
+    return false;
+  }
+  for (;;) {
+    pollfd p{fd, POLLOUT, 0};
+    const int ready = ::poll(&p, 1, -1);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0) {
+      ec = last_error();
+      return false;
+    }
+    int error = 0;
+    socklen_t size = sizeof error;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size) != 0) error = errno;
+    ec = error ? std::error_code(error, std::system_category()) : std::error_code();
+    return error == 0;
+  }
+}
 
 }  // namespace
 
@@ -86,13 +116,16 @@ std::size_t tcp_stream::read_some(char* buffer, std::size_t size) {
   return n;
 }
 
-std::optional<std::string> tcp_stream::read_line() {
-  for (;;) {
-    if (auto nl = pending_.find('\n'); nl != std::string::npos) {
+std::optional<std::string> tcp_stream::read_line(std::size_t max_length) {
+  for (std::size_t searched = 0;;) {
+    if (auto nl = pending_.find('\n', searched); nl != std::string::npos) {
+      if (nl > max_length) break;
       std::string line = pending_.substr(0, nl);
       pending_.erase(0, nl + 1);
       return line;
     }
+    searched = pending_.size();
+    if (pending_.size() > max_length) break;
     char buf[4096];
     std::error_code ec;
     ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
@@ -104,6 +137,9 @@ std::optional<std::string> tcp_stream::read_line() {
     }
     pending_.append(buf, static_cast<std::size_t>(n));
   }
+  // What was read stays buffered: the caller may read it with read_some.
+  throw std::system_error(std::make_error_code(std::errc::value_too_large),
+                          fmt::format("read_line: no end of line within {} bytes", max_length));
 }
 
 std::string tcp_stream::read_all() {
@@ -133,8 +169,8 @@ tcp_stream open_tcp_stream(const std::string& host, const std::string& service, 
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
   if (int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res); rc != 0) {
-    ec = std::make_error_code(std::errc::host_unreachable);
-    if (rc == EAI_SYSTEM) ec = last_error();
+    // The resolver's own reason ("Name or service not known"), not a made-up network error.
+    ec = rc == EAI_SYSTEM ? last_error() : std::error_code(rc, detail::resolver_category());
     return {};
   }
   ec = std::make_error_code(std::errc::host_unreachable);
@@ -144,15 +180,10 @@ tcp_stream open_tcp_stream(const std::string& host, const std::string& service, 
       ec = last_error();
       continue;
     }
-    int rc;
-    do rc = ::connect(fd, ai->ai_addr, ai->ai_addrlen);
-    while (rc != 0 && errno == EINTR);
-    if (rc == 0) {
+    if (connect_fully(fd, ai->ai_addr, ai->ai_addrlen, ec)) {
       ::freeaddrinfo(res);
-      ec.clear();
       return tcp_stream(fd);
     }
-    ec = last_error();
     ::close(fd);
   }
   ::freeaddrinfo(res);

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace startup_server::detail {
@@ -22,10 +23,16 @@ using tcp = asio::ip::tcp;
 struct connection;
 struct worker;
 
-// Told when a handler is done with a connection; it then logs, unregisters and frees it.
+// What handlers need from the server that owns their connection.
 class connection_owner {
  public:
+  // The handler is done: the owner logs, unregisters and frees the connection.
   virtual void closed(connection& c) noexcept = 0;
+  // A warning for diagnostics (one line, no program name).
+  virtual void warn(const std::string& message) noexcept = 0;
+  // Out of descriptors or memory: warned once per episode (a burst of shortages with
+  // less than a second between them), so a flood does not become a flood of warnings.
+  virtual void resource_shortage(const std::string& message) noexcept = 0;
 
  protected:
   ~connection_owner() = default;
@@ -37,11 +44,18 @@ struct connection_log_state {
   connection_record record;
 };
 
+// What a handler keeps on its connection beyond the socket (exec: its child). Freed with
+// the connection, on its thread.
+struct handler_state {
+  virtual ~handler_state() = default;
+  // Adds what the handler knows to the connection's close record (exec: the child).
+  virtual void describe(connection_record&) const {}
+};
+
 // One accepted connection, heap-allocated and touched only on its worker's thread.
 // Kept small: an idle echo connection is this, the socket's reactor state and one wait.
 struct connection {
   connection(tcp::socket s, connection_owner& o, worker& w) : socket(std::move(s)), owner(&o), home(&w) {}
-  ~connection();  // a child still running is killed and reaped: none outlives the server
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
 
@@ -49,15 +63,8 @@ struct connection {
   std::uint64_t bytes_in = 0;   // from the client
   std::uint64_t bytes_out = 0;  // to the client
   bool bytes_known = true;      // false once the socket itself went to a child
-
-  // Exec: the child's pid (kept for the log), whether it still runs, its pidfd (-1: none).
-  pid_t child_pid = 0;
-  bool child_running = false;
-  int child_pidfd = -1;
-  std::optional<int> exit_status;
-  std::optional<int> term_signal;
-  bool spawning = false;  // a spawner thread is handing this socket to a child right now
-  bool cut = false;       // the server has closed it (stop): a child spawned late is killed
+  bool spawning = false;        // a spawner thread is handing this socket to a child right now
+  bool cut = false;             // the server has closed it (stop): no lingering, no new child
 
   // Worker registry links (intrusive, so registering allocates nothing).
   connection* prev = nullptr;
@@ -67,13 +74,17 @@ struct connection {
   worker* home;
   std::unique_ptr<char[]> pending;  // bytes a slow reader has not taken yet
   std::unique_ptr<connection_log_state> log;
+  std::unique_ptr<handler_state> state;
 
   // The handler is done: hands the connection back to its owner, which frees it.
   void close() noexcept { owner->closed(*this); }
+  // Why the server ended the connection itself, for the log (kept only when logging).
+  void set_reason(std::string_view why) {
+    if (log && log->record.reason.empty()) log->record.reason = why;
+  }
 };
 
-// Sends sig to c's child, if it still has one. Race-free: it goes through the pidfd.
-void signal_child(connection& c, int sig) noexcept;
+class child_registry;
 
 // What an exec connection runs: the program, its argv, the environment without TCP*.
 struct exec_plan {
@@ -83,6 +94,8 @@ struct exec_plan {
   // Threads that run posix_spawn: it returns only once the child has exec'd, and that
   // wait must not hold up the event loop. Null: spawn on the loop itself.
   asio::thread_pool* spawner = nullptr;
+  // The one owner of every child: signals groups at stop, reaps what handlers did not.
+  child_registry* children = nullptr;
 };
 
 // Echo and discard are callback state machines (no coroutine frame while idle): they

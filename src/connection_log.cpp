@@ -31,6 +31,7 @@ std::string format_connection_record(const connection_record& r, const std::stri
     if (r.child_pid) line += fmt::format(",\"child_pid\":{}", r.child_pid);
     if (r.exit_status) line += fmt::format(",\"exit_status\":{}", *r.exit_status);
     if (r.term_signal) line += fmt::format(",\"signal\":{}", *r.term_signal);
+    if (!r.reason.empty()) line += fmt::format(",\"reason\":{}", json_quote(r.reason));
     return line + "}";
   }
   std::string line = fmt::format("startup-server: {}: #{} {} {} -> {}", name, r.id, open ? "open" : "close",
@@ -43,6 +44,7 @@ std::string format_connection_record(const connection_record& r, const std::stri
   if (r.child_pid) line += fmt::format(" pid={}", r.child_pid);
   if (r.exit_status) line += fmt::format(" exit={}", *r.exit_status);
   if (r.term_signal) line += fmt::format(" signal={}", *r.term_signal);
+  if (!r.reason.empty()) line += fmt::format(" ({})", r.reason);
   return line;
 }
 

@@ -3,18 +3,18 @@
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <asio/experimental/as_tuple.hpp>
 #include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/posix/stream_descriptor.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
-#include <cstdio>
+#include <fmt/core.h>
 #include <memory>
 
+#include "children.hpp"
 #include "connection.hpp"
 #include "resolve.hpp"
 #include "spawn.hpp"
@@ -22,12 +22,43 @@
 namespace startup_server::detail {
 namespace {
 
-// glibc 2.36's <sys/pidfd.h> lacks C linkage for C++; the system calls are direct.
+// glibc 2.36's <sys/pidfd.h> lacks C linkage for C++; the system call is direct.
 int open_pidfd(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
-int send_pidfd_signal(int pidfd, int sig) { return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0)); }
 
 constexpr auto as_tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
 constexpr std::size_t relay_chunk = 64 * 1024;
+// After its child has ended, how long a connection reads and drops what the client still
+// sends, so that closing does not reset the connection before the client has read the
+// answer (a lingering close).
+constexpr auto linger_time = std::chrono::seconds(2);
+// When a relay fails, how long the child has to go after SIGTERM before SIGKILL.
+constexpr auto relay_kill_after = std::chrono::seconds(1);
+
+// The connection's child. The registry owns the process (it reaps it whatever happens to
+// the connection); this owns the pidfd, through `watch`, and nothing else.
+struct exec_child final : handler_state {
+  exec_child(const asio::any_io_executor& ex, child_registry& r) : watch(ex), registry(&r) {}
+  ~exec_child() override {
+    // A connection freed while its child runs (a forced end): kill it; the registry reaps.
+    if (running) registry->signal(pid, SIGKILL);
+  }
+  void describe(connection_record& r) const override {
+    r.child_pid = pid;
+    r.exit_status = status.exit_status;
+    r.term_signal = status.term_signal;
+  }
+
+  pid_t pid = 0;
+  bool running = false;
+  asio::posix::stream_descriptor watch;  // the pidfd, readable once the child has exited
+  child_registry* registry;
+  child_status status;
+};
+
+bool is_shortage(const std::error_code& ec) {
+  return ec == std::errc::too_many_files_open || ec == std::errc::too_many_files_open_in_system ||
+         ec == std::errc::not_enough_memory || ec == std::errc::resource_unavailable_try_again;
+}
 
 // The UCSPI variables for c on top of the server's environment.
 std::vector<std::string> ucspi_environment(connection& c, const exec_plan& plan) {
@@ -45,35 +76,40 @@ std::vector<std::string> ucspi_environment(connection& c, const exec_plan& plan)
   return env;
 }
 
-void record_status(connection& c, const siginfo_t& info) {
-  if (info.si_code == CLD_EXITED) c.exit_status = info.si_status;
-  else c.term_signal = info.si_status;
-}
-
-// Waits for the child without blocking the loop: the pidfd turns readable when it
-// exits; then it is reaped. Without a pidfd (descriptors exhausted) it polls.
-asio::awaitable<void> wait_child(connection& c) {
+// Waits for the child to exit without blocking the loop (its pidfd turns readable; without
+// one, descriptors being short, it polls), then lets the registry signal what is left of
+// its process group and reap it. With kill_after, SIGKILL follows if it is not gone by then.
+asio::awaitable<void> wait_child(exec_child& child, std::chrono::milliseconds kill_after = {}) {
   using namespace std::chrono_literals;
   auto executor = co_await asio::this_coro::executor;
-  siginfo_t info{};
-  if (c.child_pidfd >= 0) {
-    asio::posix::stream_descriptor watch(executor, c.child_pidfd);
-    co_await watch.async_wait(asio::posix::stream_descriptor::wait_read, as_tuple_awaitable);
-    watch.release();  // c.child_pidfd stays ours to close below
+  asio::steady_timer killer(executor);
+  if (kill_after > 0ms) {
+    killer.expires_after(kill_after);
+    // Touches only the registry, which outlives every connection.
+    killer.async_wait([registry = child.registry, pid = child.pid](std::error_code ec) {
+      if (!ec) registry->signal(pid, SIGKILL);
+    });
   }
   asio::steady_timer poll(executor);
   for (;;) {
-    info = {};
-    int rc = ::waitid(P_PID, static_cast<id_t>(c.child_pid), &info, WEXITED | WNOHANG);
-    if (rc == 0 && info.si_pid != 0) break;
-    if (rc != 0 && errno != EINTR) break;  // ECHILD: reaped elsewhere
-    poll.expires_after(20ms);
-    co_await poll.async_wait(as_tuple_awaitable);
+    bool polled = true;
+    if (child.watch.is_open()) {
+      auto waited = co_await child.watch.async_wait(asio::posix::stream_descriptor::wait_read, as_tuple_awaitable);
+      polled = static_cast<bool>(std::get<0>(waited));
+    }
+    if (auto status = child.registry->reap_if_exited(child.pid, SIGTERM)) {
+      child.status = *status;
+      break;
+    }
+    if (polled) {
+      poll.expires_after(20ms);
+      co_await poll.async_wait(as_tuple_awaitable);
+    }
   }
-  if (info.si_pid) record_status(c, info);
-  if (c.child_pidfd >= 0) ::close(c.child_pidfd);
-  c.child_pidfd = -1;
-  c.child_running = false;
+  child.running = false;
+  killer.cancel();
+  std::error_code ignored;
+  child.watch.close(ignored);
 }
 
 bool make_blocking(int fd) {
@@ -81,29 +117,56 @@ bool make_blocking(int fd) {
   return flags >= 0 && ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0;
 }
 
-void warn_spawn(const exec_plan& plan, const std::error_code& ec) {
-  std::fprintf(stderr, "startup-server: warning: unable to run %s: %s\n", plan.argv[0].c_str(), ec.message().c_str());
+// The child could not be started: say so (once per episode for a shortage) and log why.
+void spawn_failed(connection& c, const exec_plan& plan, const std::error_code& ec) {
+  if (ec == std::errc::operation_canceled) {
+    c.set_reason("cut: the server stopped before the child started");
+    return;
+  }
+  const std::string what = fmt::format("unable to run {}: {}", plan.argv[0], ec.message());
+  if (is_shortage(ec)) c.owner->resource_shortage(what);
+  else c.owner->warn(what);
+  c.set_reason("refused: " + what);
 }
 
-bool started(connection& c, pid_t pid) {
-  if (pid < 0) return false;
-  c.child_pid = pid;
-  c.child_running = true;
-  c.child_pidfd = open_pidfd(pid);
-  if (c.cut) signal_child(c, SIGKILL);  // the server stopped while it was being spawned
-  return true;
+exec_child& attach_child(connection& c, const exec_plan& plan, const asio::any_io_executor& ex) {
+  auto child = std::make_unique<exec_child>(ex, *plan.children);
+  exec_child& ref = *child;
+  c.state = std::move(child);
+  return ref;
+}
+
+void started(exec_child& child, pid_t pid) {
+  child.pid = pid;
+  child.running = true;
+  const int pidfd = open_pidfd(pid);
+  std::error_code ignored;
+  if (pidfd >= 0) child.watch.assign(pidfd, ignored);
+}
+
+// Runs on a spawner thread: the stop check and the adoption happen there, so a child
+// spawned as the server stops is signalled at once and reaped even if the loop is gone.
+pid_t spawn_adopted(const exec_plan& plan, const std::vector<std::string>& env, int in_fd, int out_fd,
+                    std::error_code& ec) {
+  if (plan.children->stopping()) {
+    ec = std::make_error_code(std::errc::operation_canceled);
+    return -1;
+  }
+  const pid_t pid = spawn_child(plan.argv, env, in_fd, out_fd, ec);
+  if (pid > 0) plan.children->adopt(pid);
+  return pid;
 }
 
 asio::awaitable<pid_t> spawn_task(const exec_plan& plan, const std::vector<std::string>& env, int in_fd,
                                   int out_fd, std::error_code& ec) {
-  co_return spawn_child(plan.argv, env, in_fd, out_fd, ec);
+  co_return spawn_adopted(plan, env, in_fd, out_fd, ec);
 }
 
 // Spawns on the spawner threads and resumes on the connection's own loop.
 asio::awaitable<pid_t> spawn_off_loop(connection& c, const exec_plan& plan, int in_fd, int out_fd,
                                       std::error_code& ec) {
   const std::vector<std::string> env = ucspi_environment(c, plan);
-  if (!plan.spawner) co_return spawn_child(plan.argv, env, in_fd, out_fd, ec);
+  if (!plan.spawner) co_return spawn_adopted(plan, env, in_fd, out_fd, ec);
   c.spawning = true;
   auto spawned = asio::co_spawn(*plan.spawner, spawn_task(plan, env, in_fd, out_fd, ec), asio::use_awaitable);
   const pid_t pid = co_await std::move(spawned);
@@ -111,113 +174,149 @@ asio::awaitable<pid_t> spawn_off_loop(connection& c, const exec_plan& plan, int 
   co_return pid;
 }
 
-// Socket → child's stdin. Ends at client EOF (closing the pipe: the child sees EOF).
-asio::awaitable<void> relay_in(connection& c, asio::posix::stream_descriptor& to_child) {
-  std::unique_ptr<char[]> buf(new char[relay_chunk]);
-  for (;;) {
-    auto ec_n_result = co_await c.socket.async_read_some(asio::buffer(buf.get(), relay_chunk), as_tuple_awaitable);
-    const auto ec = std::get<0>(ec_n_result);
-    const auto n = std::get<1>(ec_n_result);
-    if (ec) break;
-    c.bytes_in += n;
-    auto written = co_await asio::async_write(to_child, asio::buffer(buf.get(), n), as_tuple_awaitable);
-    if (std::get<0>(written)) break;
-  }
-  std::error_code ignored;
-  to_child.close(ignored);
-}
-
-// Child's stdout → socket. Ends at the child's EOF with the server's FIN to the client.
-asio::awaitable<void> relay_out(connection& c, asio::posix::stream_descriptor& from_child) {
-  std::unique_ptr<char[]> buf(new char[relay_chunk]);
-  for (;;) {
-    auto ec_n_result = co_await from_child.async_read_some(asio::buffer(buf.get(), relay_chunk), as_tuple_awaitable);
-    const auto ec = std::get<0>(ec_n_result);
-    const auto n = std::get<1>(ec_n_result);
-    if (ec) break;
-    auto wec_w_result = co_await asio::async_write(c.socket, asio::buffer(buf.get(), n), as_tuple_awaitable);
-    const auto wec = std::get<0>(wec_w_result);
-    const auto w = std::get<1>(wec_w_result);
-    c.bytes_out += w;
-    if (wec) break;
-  }
-  std::error_code ignored;
-  c.socket.shutdown(tcp::socket::shutdown_send, ignored);
-}
-
-// Reads and drops what the client still sent, so closing does not reset the connection
-// before it has read our last bytes.
-void drain(connection& c) {
-  char sink[4096];
+// The child has ended: send our FIN, then read and drop what the client still sends
+// (until its EOF, for at most linger_time) before closing, so an answer written without
+// reading the request reaches the client instead of a reset.
+asio::awaitable<void> linger(connection& c) {
+  if (c.cut) co_return;
   std::error_code ec;
   c.socket.non_blocking(true, ec);
-  for (int i = 0; i < 16 && !ec; ++i) c.socket.read_some(asio::buffer(sink), ec);
+  c.socket.shutdown(tcp::socket::shutdown_send, ec);
+  asio::steady_timer deadline(co_await asio::this_coro::executor);
+  deadline.expires_after(linger_time);
+  // The expiry may already be queued when the reading ends: `lingering` tells it whether
+  // the socket is still there to cancel.
+  auto lingering = std::make_shared<bool>(true);
+  deadline.async_wait([&socket = c.socket, lingering](std::error_code timer_ec) {
+    std::error_code ignored;
+    if (!timer_ec && *lingering) socket.cancel(ignored);
+  });
+  char sink[4096];
+  for (;;) {
+    auto waited = co_await c.socket.async_wait(tcp::socket::wait_read, as_tuple_awaitable);
+    if (std::get<0>(waited)) break;
+    std::size_t n;
+    do n = c.socket.read_some(asio::buffer(sink), ec);
+    while (!ec && n > 0);
+    if (ec != asio::error::would_block && ec != asio::error::try_again) break;  // EOF, reset
+  }
+  *lingering = false;
+  deadline.cancel();
 }
 
 asio::awaitable<void> serve_socket_child(connection& c, const exec_plan& plan) {
+  exec_child& child = attach_child(c, plan, co_await asio::this_coro::executor);
   const int fd = c.socket.native_handle();
   make_blocking(fd);  // O_NONBLOCK lives on the shared file description
   std::error_code ec;
   const pid_t pid = co_await spawn_off_loop(c, plan, fd, fd, ec);
-  if (!started(c, pid)) {
-    warn_spawn(plan, ec);
-    co_return;
-  }
-  // The child owns the connection now; our copy would keep it open after the child ends.
+  if (pid < 0) co_return spawn_failed(c, plan, ec);
+  started(child, pid);
+  // The child owns the conversation. The server keeps its copy of the socket, untouched,
+  // for the lingering close once the child has ended.
   c.bytes_known = false;
-  c.socket.close(ec);
-  co_await wait_child(c);
+  co_await wait_child(child);
+  co_await linger(c);
+}
+
+// The relay between the client and a --create-stream child. When either side fails, the
+// whole connection ends: both pipes closed, the child signalled, reaped and logged.
+struct relay {
+  connection& c;
+  exec_child& child;
+  asio::posix::stream_descriptor to_child, from_child;
+  bool failed = false;
+
+  void fail() {
+    if (failed) return;
+    failed = true;
+    std::error_code ignored;
+    to_child.close(ignored);
+    from_child.close(ignored);
+    c.socket.cancel(ignored);
+    child.registry->signal(child.pid, SIGTERM);
+  }
+};
+
+// Socket → child's stdin. Ends at client EOF, closing the pipe (the child sees EOF). The
+// child closing its stdin stops the reading; a client that resets fails the relay.
+asio::awaitable<void> relay_in(relay& r) {
+  std::unique_ptr<char[]> buf(new char[relay_chunk]);
+  for (;;) {
+    auto read = co_await r.c.socket.async_read_some(asio::buffer(buf.get(), relay_chunk), as_tuple_awaitable);
+    const std::error_code ec = std::get<0>(read);
+    if (ec) {
+      if (ec != asio::error::eof && ec != asio::error::operation_aborted) r.fail();
+      break;
+    }
+    r.c.bytes_in += std::get<1>(read);
+    auto written = co_await asio::async_write(r.to_child, asio::buffer(buf.get(), std::get<1>(read)), as_tuple_awaitable);
+    if (std::get<0>(written)) break;
+  }
+  std::error_code ignored;
+  r.to_child.close(ignored);
+}
+
+// Child's stdout → socket. Ends at the child's EOF with the server's FIN to the client;
+// a client that no longer takes output fails the relay.
+asio::awaitable<void> relay_out(relay& r) {
+  std::unique_ptr<char[]> buf(new char[relay_chunk]);
+  for (;;) {
+    auto read = co_await r.from_child.async_read_some(asio::buffer(buf.get(), relay_chunk), as_tuple_awaitable);
+    if (std::get<0>(read)) break;
+    auto sent = co_await asio::async_write(r.c.socket, asio::buffer(buf.get(), std::get<1>(read)), as_tuple_awaitable);
+    r.c.bytes_out += std::get<1>(sent);
+    if (std::get<0>(sent)) {
+      r.fail();
+      co_return;
+    }
+  }
+  std::error_code ignored;
+  if (!r.failed) r.c.socket.shutdown(tcp::socket::shutdown_send, ignored);
 }
 
 asio::awaitable<void> serve_piped_child(connection& c, const exec_plan& plan) {
   auto executor = co_await asio::this_coro::executor;
+  exec_child& child = attach_child(c, plan, executor);
   int in[2], out[2];
-  if (::pipe2(in, O_CLOEXEC) != 0) co_return;
+  if (::pipe2(in, O_CLOEXEC) != 0) co_return spawn_failed(c, plan, {errno, std::system_category()});
   if (::pipe2(out, O_CLOEXEC) != 0) {
+    const std::error_code ec(errno, std::system_category());
     ::close(in[0]), ::close(in[1]);
-    co_return;
+    co_return spawn_failed(c, plan, ec);
   }
+  relay r{c, child, asio::posix::stream_descriptor(executor, in[1]), asio::posix::stream_descriptor(executor, out[0])};
   std::error_code ec;
   const pid_t pid = co_await spawn_off_loop(c, plan, in[0], out[1], ec);
   ::close(in[0]);
   ::close(out[1]);
-  asio::posix::stream_descriptor to_child(executor, in[1]), from_child(executor, out[0]);
-  if (!started(c, pid)) {
-    warn_spawn(plan, ec);
-    co_return;
-  }
+  if (pid < 0) co_return spawn_failed(c, plan, ec);
+  started(child, pid);
   // relay_in runs on its own: it may outlive the child (a client that never closes) and
   // is cut short once the child is gone and its output delivered.
   asio::steady_timer in_done(executor, asio::steady_timer::time_point::max());
   bool in_finished = false;
-  asio::co_spawn(executor, relay_in(c, to_child), [&](std::exception_ptr) {
+  asio::co_spawn(executor, relay_in(r), [&](std::exception_ptr) {
     in_finished = true;
     in_done.cancel();
   });
-  co_await relay_out(c, from_child);
-  co_await wait_child(c);
+  co_await relay_out(r);
+  if (r.failed) {
+    c.set_reason(c.cut ? "cut: the server stopped" : "failed: the client stopped taking output or reset");
+    co_await wait_child(child, relay_kill_after);
+  } else {
+    co_await wait_child(child);
+  }
+  // Nothing more goes to the child: a write it never took is cancelled with the pipe.
+  r.to_child.close(ec);
   if (!in_finished) {
     c.socket.cancel(ec);
     co_await in_done.async_wait(as_tuple_awaitable);
   }
-  drain(c);
+  if (!r.failed) co_await linger(c);
 }
 
 }  // namespace
-
-connection::~connection() {
-  if (child_running) {
-    signal_child(*this, SIGKILL);
-    ::waitpid(child_pid, nullptr, 0);
-  }
-  if (child_pidfd >= 0) ::close(child_pidfd);
-}
-
-void signal_child(connection& c, int sig) noexcept {
-  if (!c.child_running) return;
-  if (c.child_pidfd >= 0) send_pidfd_signal(c.child_pidfd, sig);
-  else ::kill(c.child_pid, sig);
-}
 
 asio::awaitable<void> serve_exec(connection& c, const exec_plan& plan) {
   if (plan.create_stream) co_await serve_piped_child(c, plan);

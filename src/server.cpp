@@ -1,4 +1,5 @@
-// start_up_server: resolve, listen, accept on one loop, serve on the workers, stop gracefully.
+// start_up_server: resolve, listen, accept on one loop, serve on the workers, stop in phases.
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -8,10 +9,11 @@
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
+#include <asio/thread_pool.hpp>
 #include <asio/use_awaitable.hpp>
-#include <cstdio>
 #include <fmt/core.h>
 
+#include "fault_hooks.hpp"
 #include "listener.hpp"
 #include "process_name.hpp"
 #include "server_impl.hpp"
@@ -24,12 +26,24 @@ namespace {
 
 using asio::use_awaitable;
 constexpr auto as_tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
+// After the cut, handlers end within moments of their sockets closing; never wait longer.
+constexpr auto cut_backstop = std::chrono::seconds(2);
+// Shortages less than this apart belong to one episode, warned about once.
+constexpr auto shortage_episode_gap = std::chrono::seconds(1);
 
 // Asio reports system errors in its own category ("asio.system"), which this Asio maps to
-// no std::errc condition: accept errors are matched by errno value within a system category.
-bool errno_among(const std::error_code& ec, std::initializer_list<int> values) {
+// no std::errc condition: errors are matched, and handed on, as errno values.
+bool is_system(const std::error_code& ec) {
   const auto& cat = ec.category();
-  if (cat != asio::system_category() && cat != std::system_category() && cat != std::generic_category()) return false;
+  return cat == asio::system_category() || cat == std::system_category() || cat == std::generic_category();
+}
+
+std::error_code portable(const std::error_code& ec) {
+  return ec.category() == asio::system_category() ? std::error_code(ec.value(), std::system_category()) : ec;
+}
+
+bool errno_among(const std::error_code& ec, std::initializer_list<int> values) {
+  if (!is_system(ec)) return false;
   for (int v : values)
     if (ec.value() == v) return true;
   return false;
@@ -63,17 +77,44 @@ unsigned thread_count(unsigned requested) {
   return n ? n : 1;
 }
 
-void report_exception(const std::string& name, std::exception_ptr e) {
-  if (!e) return;
+std::string exception_text(std::exception_ptr e) {
   try {
     std::rethrow_exception(e);
   } catch (const std::exception& ex) {
-    std::fprintf(stderr, "startup-server: %s: warning: %s\n", name.c_str(), ex.what());
+    return ex.what();
   } catch (...) {
+    return "an exception of unknown type";
   }
 }
 
+// Blocks SIGPIPE in the calling thread for its lifetime, so the threads it creates start
+// with it blocked: a write to a pipe whose reader has gone fails with EPIPE in the
+// server's threads, without touching the process's disposition.
+class sigpipe_blocked_scope {
+ public:
+  sigpipe_blocked_scope() {
+    sigset_t pipe;
+    ::sigemptyset(&pipe);
+    ::sigaddset(&pipe, SIGPIPE);
+    ::pthread_sigmask(SIG_BLOCK, &pipe, &old_);
+  }
+  ~sigpipe_blocked_scope() { ::pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+
+ private:
+  sigset_t old_;
+};
+
+std::int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
+
+fault_hooks& faults() {
+  static fault_hooks hooks;
+  return hooks;
+}
 
 void worker::add(connection& c) noexcept {
   c.next = connections;
@@ -104,23 +145,15 @@ server_impl::server_impl(server_options options)
     exec_.argv = options_.exec_argv;
     exec_.base_env = environment_without_tcp();
     exec_.create_stream = options_.create_stream;
-    // Two spawns in flight per core keep the cores busy while each waits for its exec.
-    spawner_ = std::make_unique<asio::thread_pool>(std::max(2u, 2 * std::thread::hardware_concurrency()));
-    exec_.spawner = spawner_.get();
-    // Writes to a pipe whose reader has gone must fail with EPIPE, not kill the server.
-    if (options_.create_stream) {
-      struct sigaction old{};
-      if (::sigaction(SIGPIPE, nullptr, &old) == 0 && old.sa_handler == SIG_DFL) ::signal(SIGPIPE, SIG_IGN);
-    }
+    exec_.children = &children_;
   }
 }
 
 server_impl::~server_impl() {
   terminate(true);
   join();
-  if (spawner_) spawner_->join();
-  // Only after a forced end can connections remain; their pending handlers die with the
-  // event loops and are never run.
+  // Only after the backstop can connections remain; their pending handlers die with the
+  // event loops and are never run, and their children were reaped by join().
   for (auto& w : workers_) {
     while (connection* c = w->connections) {
       w->remove(*c);
@@ -130,21 +163,28 @@ server_impl::~server_impl() {
 }
 
 startup_condition server_impl::start() {
-  for (auto& w : workers_) w->guard.emplace(w->context.get_executor());
-  asio::co_spawn(control_.context, run(), [this](std::exception_ptr e) {
-    if (!e) return;
-    report_exception(name_, e);
-    fail({startup_condition::phase::runtime, std::make_error_code(std::errc::state_not_recoverable),
-          "internal error"});
-  });
-  for (std::size_t i = 0; i < workers_.size(); ++i) {
-    worker& w = *workers_[i];
-    w.thread = std::thread([&w, this, i] {
-      // The system keeps 15 bytes: shorten the name, not the thread number.
-      const std::string suffix = i == 0 ? "" : fmt::format(" {}", i);
-      set_thread_name(name_.substr(0, 15 - suffix.size()) + suffix);
-      w.context.run();
+  {
+    sigpipe_blocked_scope quiet;  // inherited by every thread created here
+    if (options_.function == handler::exec) {
+      // Two spawns in flight per core keep the cores busy while each waits for its exec.
+      spawner_ = std::make_unique<asio::thread_pool>(std::max(2u, 2 * std::thread::hardware_concurrency()));
+      exec_.spawner = spawner_.get();
+    }
+    for (auto& w : workers_) w->guard.emplace(w->context.get_executor());
+    asio::co_spawn(control_.context, run(), [this](std::exception_ptr e) {
+      if (!e) return;
+      fail({startup_condition::phase::runtime, std::make_error_code(std::errc::state_not_recoverable),
+            "internal error: " + exception_text(e)});
     });
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      worker& w = *workers_[i];
+      w.thread = std::thread([&w, this, i] {
+        // The system keeps 15 bytes: shorten the name, not the thread number.
+        const std::string suffix = i == 0 ? "" : fmt::format(" {}", i);
+        set_thread_name(name_.substr(0, 15 - suffix.size()) + suffix);
+        w.context.run();
+      });
+    }
   }
   if (!options_.wait) return {};
   std::unique_lock lock(mutex_);
@@ -155,6 +195,11 @@ startup_condition server_impl::start() {
 asio::awaitable<void> server_impl::run() {
   std::error_code ec;
   const std::string where = options_.local_address.empty() ? "*" : options_.local_address;
+  if (options_.backlog < 1) {
+    fail({startup_condition::phase::usage, std::make_error_code(std::errc::invalid_argument),
+          fmt::format("backlog {} is not a positive number", options_.backlog)});
+    co_return;
+  }
   const std::uint16_t port = resolve_service(options_.service, ec);
   if (ec) {
     fail({startup_condition::phase::resolve, ec,
@@ -173,6 +218,7 @@ asio::awaitable<void> server_impl::run() {
     fail(condition);
     co_return;
   }
+  phase_ = lifecycle_phase::serving;
   announce(announce_event::kind::listening);
   {
     std::lock_guard lock(mutex_);
@@ -195,7 +241,8 @@ bool server_impl::listen_on(const std::vector<bind_candidate>& candidates, start
   acceptor_.assign(bound.family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
   if (ec) {
     ::close(fd);
-    condition = {startup_condition::phase::listen, ec, "unable to listen"};
+    condition = {startup_condition::phase::listen, portable(ec),
+                 fmt::format("unable to listen on {}", endpoint_text(reinterpret_cast<sockaddr*>(&bound.addr)))};
     return false;
   }
   std::lock_guard lock(mutex_);
@@ -205,28 +252,25 @@ bool server_impl::listen_on(const std::vector<bind_candidate>& candidates, start
 
 asio::awaitable<void> server_impl::accept_loop() {
   unsigned failures = 0;
-  while (!stopping_ && !draining_once_) {
+  while (phase_.load() == lifecycle_phase::serving) {
     worker& w = *workers_[next_worker_];
     next_worker_ = (next_worker_ + 1) % workers_.size();
     auto ec_socket_result = co_await acceptor_.async_accept(w.context, as_tuple_awaitable);
     std::error_code ec = std::get<0>(ec_socket_result);
     tcp::socket socket = std::move(std::get<1>(ec_socket_result));
-    if (options_.accept_filter) {
-      ec = options_.accept_filter(ec);
+    if (faults().accept) {
+      ec = faults().accept(ec);
       if (ec && socket.is_open()) socket.close();
     }
-    if (stopping_ || ec == asio::error::operation_aborted) break;
+    if (phase_.load() != lifecycle_phase::serving || ec == asio::error::operation_aborted) break;
     if (ec) {
       if (!co_await recover_from_accept_error(ec, failures)) break;
       continue;
     }
     failures = 0;
     active_.fetch_add(1);
-    if (options_.once) {
-      // Closed before the handler runs, so a second client is refused, never half-served.
-      draining_once_ = true;
-      acceptor_.close();
-    }
+    // Closed before the handler runs, so a second client is refused, never half-served.
+    if (options_.once) request_stop(stop_request::once_served);
     if (&w == &control_) {
       start_connection(w, std::move(socket));
     } else {
@@ -241,18 +285,17 @@ asio::awaitable<bool> server_impl::recover_from_accept_error(std::error_code ec,
   if (transient_accept_error(ec)) co_return true;
   if (resource_accept_error(ec)) {
     // Existing connections keep running; the pending client waits in the backlog.
-    if (failures == 0) warn(fmt::format("accept: {} (backing off)", ec.message()));
-    failures = 1;
+    resource_shortage(fmt::format("accept: {} (backing off)", ec.message()));
     pause_timer_.expires_after(50ms);
     co_await pause_timer_.async_wait(as_tuple_awaitable);
-    co_return !stopping_;
+    co_return phase_.load() == lifecycle_phase::serving;
   }
   ++failures;
   warn(fmt::format("accept: {}", ec.message()));
   if (failures < options_.reopen_after_failures) {
     pause_timer_.expires_after(10ms * failures);
     co_await pause_timer_.async_wait(as_tuple_awaitable);
-    co_return !stopping_;
+    co_return phase_.load() == lifecycle_phase::serving;
   }
   failures = 0;
   co_return co_await reopen_listener();
@@ -262,7 +305,7 @@ asio::awaitable<bool> server_impl::recover_from_accept_error(std::error_code ec,
 asio::awaitable<bool> server_impl::reopen_listener() {
   using namespace std::chrono_literals;
   startup_condition condition;
-  for (int attempt = 0; attempt < 20 && !stopping_; ++attempt) {
+  for (int attempt = 0; attempt < 20 && phase_.load() == lifecycle_phase::serving; ++attempt) {
     std::error_code ignored;
     acceptor_.close(ignored);
     bind_candidate again;
@@ -270,7 +313,11 @@ asio::awaitable<bool> server_impl::reopen_listener() {
       std::lock_guard lock(mutex_);
       again = bound_;
     }
-    if (listen_on({again}, condition)) {
+    const std::error_code injected = faults().reopen ? faults().reopen() : std::error_code();
+    if (injected) {
+      condition = {startup_condition::phase::runtime, injected,
+                   fmt::format("unable to reopen the listener on {}", endpoint_text(reinterpret_cast<sockaddr*>(&again.addr)))};
+    } else if (listen_on({again}, condition)) {
       warn(fmt::format("listener reopened on {}", endpoint_text(reinterpret_cast<sockaddr*>(&again.addr))));
       announce(announce_event::kind::listening);
       co_return true;
@@ -278,7 +325,7 @@ asio::awaitable<bool> server_impl::reopen_listener() {
     pause_timer_.expires_after(100ms);
     co_await pause_timer_.async_wait(as_tuple_awaitable);
   }
-  if (stopping_) co_return false;
+  if (phase_.load() != lifecycle_phase::serving) co_return false;
   condition.stage = startup_condition::phase::runtime;
   fail(condition);
   co_return false;
@@ -290,6 +337,7 @@ void server_impl::start_connection(worker& w, tcp::socket socket) {
   try {
     owned = std::make_unique<connection>(std::move(socket), *this, w);
   } catch (const std::bad_alloc&) {
+    resource_shortage("out of memory for a connection");
     connection_done();
     return;
   }
@@ -299,12 +347,17 @@ void server_impl::start_connection(worker& w, tcp::socket socket) {
   if (options_.nodelay) c.socket.set_option(tcp::no_delay(true), ignored);
   if (options_.keepalive) c.socket.set_option(asio::socket_base::keep_alive(true), ignored);
   if (options_.connection_log) log_open(c);
+  // A connection accepted just before a cut is cut too.
+  if (phase_.load() >= lifecycle_phase::cutting) {
+    c.set_reason("cut: the server stopped");
+    return c.close();
+  }
   switch (options_.function) {
     case handler::echo: return start_echo(c);
     case handler::discard: return start_discard(c);
     default:
       asio::co_spawn(w.context, dispatch(c), [this, &c](std::exception_ptr e) {
-        report_exception(name_, e);
+        if (e) warn("connection handler: " + exception_text(e));
         c.close();
       });
   }
@@ -327,115 +380,109 @@ asio::awaitable<void> server_impl::dispatch(connection& c) {
   }
 }
 
-void server_impl::log_open(connection& c) {
-  c.log = std::make_unique<connection_log_state>();
-  c.log->since = std::chrono::steady_clock::now();
-  connection_record& r = c.log->record;
-  r.what = connection_record::kind::open;
-  r.id = next_id_.fetch_add(1) + 1;
-  // Addresses are taken now: an exec handler hands the socket to its child.
-  const socket_endpoints e = endpoints_of(c.socket.native_handle());
-  r.peer_address = e.peer_host;
-  r.peer_port = e.peer_port;
-  r.local_address = e.local_host;
-  r.local_port = e.local_port;
-  options_.connection_log(r);
-}
-
-void server_impl::log_close(connection& c) {
-  connection_record& r = c.log->record;
-  r.what = connection_record::kind::close;
-  if (c.bytes_known) {
-    r.bytes_in = c.bytes_in;
-    r.bytes_out = c.bytes_out;
-  }
-  r.duration = std::chrono::steady_clock::now() - c.log->since;
-  r.child_pid = c.child_pid;
-  r.exit_status = c.exit_status;
-  r.term_signal = c.term_signal;
-  try {
-    options_.connection_log(r);
-  } catch (...) {
-  }
-}
-
 void server_impl::connection_done() {
   if (active_.fetch_sub(1) == 1) asio::post(control_.context, [this] { check_finished(); });
 }
 
+// ---- The lifecycle (control_'s thread) ----
+
 void server_impl::terminate(bool immediate) {
-  if (finished_.load()) return;
-  asio::post(control_.context, [this, immediate] { begin_stop(immediate); });
+  if (phase_.load() == lifecycle_phase::finished) return;
+  asio::post(control_.context, [this, immediate] {
+    request_stop(immediate ? stop_request::immediate : stop_request::graceful);
+  });
 }
 
-void server_impl::begin_stop(bool immediate) {
-  using namespace std::chrono_literals;
-  if (finished_.load()) return;
-  if (stopping_) immediate = true;  // a second request does not wait
-  const bool first = !stopping_;
-  stopping_ = true;
-  std::error_code ignored;
-  acceptor_.close(ignored);
-  pause_timer_.cancel();
-  if (first) {
-    for (auto& w : workers_) {
-      asio::post(w->context, [&w = *w] {
-        for (connection* c = w.connections; c; c = c->next) signal_child(*c, SIGTERM);
-      });
-    }
-  }
-  if (immediate || options_.grace <= 0ms) {
-    close_all();
-  } else if (first) {
-    grace_timer_.expires_after(options_.grace);
-    grace_timer_.async_wait([this](std::error_code ec) {
-      if (!ec) close_all();
-    });
+void server_impl::request_stop(stop_request r) {
+  const lifecycle_phase now = phase_.load();
+  if (now == lifecycle_phase::finished) return;
+  switch (r) {
+    case stop_request::once_served:
+      if (now == lifecycle_phase::serving) enter_draining(false);
+      break;
+    case stop_request::graceful:
+      if (now == lifecycle_phase::starting || now == lifecycle_phase::serving) enter_draining(true);
+      else if (now == lifecycle_phase::draining && !grace_armed_) arm_grace();
+      else enter_cutting();  // a second request does not wait
+      break;
+    case stop_request::immediate:
+      enter_cutting();
+      break;
   }
   check_finished();
 }
 
-// The grace is over: close every connection and kill every child.
-void server_impl::close_all() {
+void server_impl::enter_draining(bool arm) {
+  phase_ = lifecycle_phase::draining;
+  std::error_code ignored;
+  acceptor_.close(ignored);
+  pause_timer_.cancel();
+  if (arm) arm_grace();
+}
+
+void server_impl::arm_grace() {
   using namespace std::chrono_literals;
-  if (closed_all_) return;
-  closed_all_ = true;
-  grace_timer_.cancel();
+  grace_armed_ = true;
+  children_.signal_all(SIGTERM);  // and no child starts from now on
+  if (options_.grace <= 0ms) return enter_cutting();
+  grace_timer_.expires_after(options_.grace);
+  grace_timer_.async_wait([this](std::error_code ec) {
+    if (!ec) enter_cutting();
+  });
+}
+
+// Close every connection and kill every child group; handlers wind down from there.
+void server_impl::enter_cutting() {
+  if (phase_.load() >= lifecycle_phase::cutting) return;
+  phase_ = lifecycle_phase::cutting;
+  std::error_code ignored;
+  acceptor_.close(ignored);
+  pause_timer_.cancel();
+  children_.signal_all(SIGKILL);
   for (auto& w : workers_) {
     asio::post(w->context, [&w = *w] {
       for (connection* c = w.connections; c; c = c->next) {
         std::error_code ignored;
         c->cut = true;
         if (!c->spawning) c->socket.close(ignored);  // a spawner is reading its descriptor
-        signal_child(*c, SIGKILL);
       }
     });
   }
-  // Handlers end within moments of their sockets closing; never wait longer than this.
-  grace_timer_.expires_after(2s);
+  grace_timer_.cancel();
+  grace_timer_.expires_after(cut_backstop);
   grace_timer_.async_wait([this](std::error_code ec) {
     if (!ec) finish();
   });
 }
 
 void server_impl::check_finished() {
-  if ((stopping_ || draining_once_) && active_.load() == 0) finish();
+  const lifecycle_phase now = phase_.load();
+  if ((now == lifecycle_phase::draining || now == lifecycle_phase::cutting) && active_.load() == 0) finish();
 }
 
+// The only place that stops the event loops.
 void server_impl::finish() {
-  if (finished_.exchange(true)) return;
+  if (phase_.exchange(lifecycle_phase::finished) == lifecycle_phase::finished) return;
   std::error_code ignored;
   acceptor_.close(ignored);
   grace_timer_.cancel();
   pause_timer_.cancel();
-  if (!final_) announce(announce_event::kind::terminated);
+  children_.signal_all(SIGKILL);
+  bool failed;
+  {
+    std::lock_guard lock(mutex_);
+    failed = static_cast<bool>(final_);
+  }
+  if (!failed) announce(announce_event::kind::terminated);
   for (auto& w : workers_) {
     w->guard.reset();
     w->context.stop();
   }
 }
 
+// A failure at start or at run time: it is told, then the server stops through the cut.
 void server_impl::fail(startup_condition condition) {
+  condition.code = portable(condition.code);
   bool during_startup;
   {
     std::lock_guard lock(mutex_);
@@ -449,11 +496,29 @@ void server_impl::fail(startup_condition condition) {
   started_cv_.notify_all();
   announce(announce_event::kind::error, condition.message());
   const bool returned_to_caller = during_startup && options_.wait;
-  if (options_.error.value_or(!options_.wait) && !returned_to_caller)
-    std::fprintf(stderr, "startup-server: %s: fatal: %s\n", name_.c_str(), condition.message().c_str());
-  stopping_ = true;
-  close_all();
-  finish();
+  if (options_.error.value_or(!options_.wait) && !returned_to_caller) tell(diagnostic::kind::fatal, condition.message());
+  if (phase_.load() == lifecycle_phase::starting) return finish();
+  request_stop(stop_request::immediate);
+}
+
+// ---- User callbacks: called from here only, outside every lock, exceptions caught ----
+
+void server_impl::tell(diagnostic::kind what, const std::string& message) noexcept {
+  if (!options_.diagnostics) return;
+  try {
+    options_.diagnostics(diagnostic{what, message});
+  } catch (...) {
+    // Nowhere left to report it.
+  }
+}
+
+void server_impl::warn(const std::string& message) noexcept { tell(diagnostic::kind::warning, message); }
+
+void server_impl::resource_shortage(const std::string& message) noexcept {
+  const std::int64_t now = steady_ns();
+  const std::int64_t before = last_shortage_.exchange(now);
+  const auto gap = std::chrono::nanoseconds(now - before);
+  if (before == 0 || gap >= shortage_episode_gap) warn(message);
 }
 
 void server_impl::announce(announce_event::kind what, const std::string& message) {
@@ -461,26 +526,80 @@ void server_impl::announce(announce_event::kind what, const std::string& message
   announce_event e;
   e.what = what;
   e.message = message;
-  std::lock_guard lock(mutex_);
-  if (bound_.len) {
-    e.address = numeric_host(reinterpret_cast<const sockaddr*>(&bound_.addr));
-    e.port = port_of(reinterpret_cast<const sockaddr*>(&bound_.addr));
-    e.family = family_name(bound_.family);
+  {
+    std::lock_guard lock(mutex_);
+    if (bound_.len) {
+      e.address = numeric_host(reinterpret_cast<const sockaddr*>(&bound_.addr));
+      e.port = port_of(reinterpret_cast<const sockaddr*>(&bound_.addr));
+      e.family = family_name(bound_.family);
+    }
   }
-  options_.announce(e);
+  try {
+    options_.announce(e);
+  } catch (...) {
+    warn("announce callback: " + exception_text(std::current_exception()));
+  }
 }
 
-void server_impl::warn(const std::string& what) {
-  std::fprintf(stderr, "startup-server: %s: warning: %s\n", name_.c_str(), what.c_str());
+void server_impl::log_open(connection& c) {
+  c.log = std::make_unique<connection_log_state>();
+  c.log->since = std::chrono::steady_clock::now();
+  connection_record& r = c.log->record;
+  r.what = connection_record::kind::open;
+  r.id = next_id_.fetch_add(1) + 1;
+  // Addresses are taken now: an exec handler hands the socket to its child.
+  const socket_endpoints e = endpoints_of(c.socket.native_handle());
+  r.peer_address = e.peer_host;
+  r.peer_port = e.peer_port;
+  r.local_address = e.local_host;
+  r.local_port = e.local_port;
+  try {
+    options_.connection_log(r);
+  } catch (...) {
+    warn("connection_log callback: " + exception_text(std::current_exception()));
+  }
+}
+
+void server_impl::log_close(connection& c) noexcept {
+  connection_record& r = c.log->record;
+  r.what = connection_record::kind::close;
+  if (c.bytes_known) {
+    r.bytes_in = c.bytes_in;
+    r.bytes_out = c.bytes_out;
+  }
+  r.duration = std::chrono::steady_clock::now() - c.log->since;
+  if (c.state) c.state->describe(r);
+  try {
+    options_.connection_log(r);
+  } catch (...) {
+    warn("connection_log callback: " + exception_text(std::current_exception()));
+  }
+}
+
+// ---- Joining ----
+
+bool server_impl::on_server_thread() const noexcept {
+  const auto me = std::this_thread::get_id();
+  for (const auto& w : workers_)
+    if (w->thread.get_id() == me) return true;
+  return false;
 }
 
 startup_condition server_impl::join() {
+  if (on_server_thread()) {
+    // Waiting here would wait for this very thread.
+    return {startup_condition::phase::runtime, std::make_error_code(std::errc::resource_deadlock_would_occur),
+            "join called on one of the server's own threads"};
+  }
   std::lock_guard join_lock(join_mutex_);
-  if (!joined_.load()) {
-    for (auto& w : workers_) {
-      if (w->thread.joinable() && w->thread.get_id() != std::this_thread::get_id()) w->thread.join();
-    }
-    joined_.store(true);
+  if (!joined_) {
+    for (auto& w : workers_)
+      if (w->thread.joinable()) w->thread.join();
+    // Queued spawns see the stop and start nothing; one under way adopts its child, which
+    // the registry, the one owner of children, then kills and reaps with the rest.
+    if (spawner_) spawner_->join();
+    children_.kill_and_reap_all();
+    joined_ = true;
   }
   std::lock_guard lock(mutex_);
   return final_;
@@ -529,7 +648,7 @@ std::unique_ptr<server> start_up_server(const server_options& options, startup_c
     }
     return std::make_unique<server>(std::move(impl));
   } catch (const std::system_error& e) {
-    condition = {startup_condition::phase::runtime, e.code(), "unable to start"};
+    condition = {startup_condition::phase::runtime, detail::portable(e.code()), "unable to start"};
   } catch (const std::exception&) {
     condition = {startup_condition::phase::runtime, std::make_error_code(std::errc::not_enough_memory),
                  "unable to start"};

@@ -1,4 +1,4 @@
-// The server's state: its event loops, listener, connections and lifecycle.
+// The server's state: its event loops, listener, connections, children and lifecycle.
 #pragma once
 
 #include <asio/awaitable.hpp>
@@ -14,7 +14,9 @@
 #include <thread>
 #include <vector>
 
+#include "children.hpp"
 #include "connection.hpp"
+#include "lifecycle.hpp"
 #include "resolve.hpp"
 #include "startup_server/server.hpp"
 
@@ -40,7 +42,7 @@ class server_impl final : public connection_owner {
   startup_condition start();
   void terminate(bool immediate);
   startup_condition join();
-  bool running() const { return !joined_.load() && !finished_.load(); }
+  bool running() const { return phase_.load() != lifecycle_phase::finished; }
 
   std::uint16_t local_port() const;
   std::string local_address() const;
@@ -55,47 +57,57 @@ class server_impl final : public connection_owner {
   asio::awaitable<bool> reopen_listener();
   void start_connection(worker& w, tcp::socket socket);
   asio::awaitable<void> dispatch(connection& c);
-  void closed(connection& c) noexcept override;
   bool listen_on(const std::vector<bind_candidate>& candidates, startup_condition& condition);
+  bool on_server_thread() const noexcept;
 
-  void begin_stop(bool immediate);
-  void close_all();
-  void connection_done();
+  // connection_owner
+  void closed(connection& c) noexcept override;
+  void warn(const std::string& message) noexcept override;
+  void resource_shortage(const std::string& message) noexcept override;
+
+  // The lifecycle: these run on control_'s thread only.
+  void request_stop(stop_request r);
+  void enter_draining(bool arm_grace);
+  void arm_grace();
+  void enter_cutting();
   void check_finished();
   void finish();
   void fail(startup_condition condition);
+  void connection_done();
+
+  // User callbacks, each called from here: outside every lock, exceptions caught.
   void announce(announce_event::kind what, const std::string& message = {});
-  void warn(const std::string& what);
+  void tell(diagnostic::kind what, const std::string& message) noexcept;
   void log_open(connection& c);
-  void log_close(connection& c);
+  void log_close(connection& c) noexcept;
 
   server_options options_;
   std::string name_;
   exec_plan exec_;
+  child_registry children_;
   std::unique_ptr<asio::thread_pool> spawner_;
   std::vector<std::unique_ptr<worker>> workers_;
   worker& control_;  // workers_[0]: runs the listener and the lifecycle too
   tcp::acceptor acceptor_;
   asio::steady_timer grace_timer_;
   asio::steady_timer pause_timer_;
-  bind_candidate bound_;  // the listener's address, with the port the system chose
 
-  mutable std::mutex mutex_;  // guards what other threads read: bound_ fields, startup_
+  mutable std::mutex mutex_;  // guards what other threads read: bound_, startup_, final_
+  bind_candidate bound_;      // the listener's address, with the port the system chose
   std::condition_variable started_cv_;
   bool startup_done_ = false;
   startup_condition startup_;
   startup_condition final_;
 
-  // Control state: touched on control_'s thread only.
-  bool stopping_ = false;
-  bool draining_once_ = false;
-  bool closed_all_ = false;
-  std::atomic<bool> finished_{false};
-  std::atomic<bool> joined_{false};
+  // Control state: touched on control_'s thread only (phase_ is read anywhere).
+  std::atomic<lifecycle_phase> phase_{lifecycle_phase::starting};
+  bool grace_armed_ = false;
   std::atomic<std::size_t> active_{0};
   std::atomic<std::uint64_t> next_id_{0};
+  std::atomic<std::int64_t> last_shortage_{0};  // steady clock, ns; 0: none yet
   std::size_t next_worker_ = 0;
   std::mutex join_mutex_;
+  bool joined_ = false;  // under join_mutex_
 };
 
 }  // namespace startup_server::detail

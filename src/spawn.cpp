@@ -24,7 +24,8 @@ const sigset_t& ignored_signals() {
   return set;
 }
 
-// Owns the spawn attributes: all signals default, empty mask, as a fresh process expects.
+// Owns the spawn attributes: all signals default, empty mask, as a fresh process expects,
+// in a process group of its own so a stop reaches everything it forks.
 struct spawn_setup {
   posix_spawnattr_t attr;
   posix_spawn_file_actions_t actions;
@@ -37,7 +38,8 @@ struct spawn_setup {
     ::sigemptyset(&none);
     ok = ::posix_spawnattr_setsigdefault(&attr, &ignored_signals()) == 0 &&
          ::posix_spawnattr_setsigmask(&attr, &none) == 0 &&
-         ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK) == 0 &&
+         ::posix_spawnattr_setpgroup(&attr, 0) == 0 &&
+         ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP) == 0 &&
          ::posix_spawn_file_actions_adddup2(&actions, in_fd, 0) == 0 &&
          ::posix_spawn_file_actions_adddup2(&actions, out_fd, 1) == 0 &&
          ::posix_spawn_file_actions_addclosefrom_np(&actions, 3) == 0;

@@ -85,7 +85,7 @@ TEST_CASE("cli: socket flags and their negations", "[cli]") {
   CHECK(c.options.ipv6 == ipv6_mode::both);
   CHECK(parse({"--ipv6=off"}).options.ipv6 == ipv6_mode::off);
   CHECK(parse({"--ipv6=on"}).options.ipv6 == ipv6_mode::on);
-  CHECK(parse({"-b", "0"}).options.backlog == 0);
+  CHECK(parse({"-b", "1"}).options.backlog == 1);
 }
 
 TEST_CASE("cli: --wait makes --no-error the default, as the seed's (not wait)", "[cli][lifecycle]") {
@@ -140,6 +140,7 @@ TEST_CASE("cli: every bad flag is refused in one line naming it", "[cli][errors]
       {{"-a", "4294967296"}, "--local-address"},
       {{"-a", ""}, "--local-address"},
       {{"-b", "-3"}, "--backlog"},
+      {{"-b", "0"}, "--backlog"},
       {{"-b", "lots"}, "--backlog"},
       {{"--nodelay", "--no-nodelay"}, "--no-nodelay"},
       {{"--keepalive", "--no-keepalive"}, "--no-keepalive"},

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <thread>
 
+#include "fault_hooks.hpp"
 #include "startup_server/startup_server.hpp"
 
 using namespace startup_server;
@@ -156,13 +157,16 @@ TEST_CASE("library: repeated accept failures reopen the listener on the same por
   o.announce = seen.sink();
   o.reopen_after_failures = 3;
   // The first three accepts "fail" with an error that says nothing about the client.
-  o.accept_filter = [&](std::error_code ec) {
+  detail::faults().accept = [&](std::error_code ec) {
     if (!ec && injected.load() < 3) {
       ++injected;
       return std::make_error_code(std::errc::io_error);
     }
     return ec;
   };
+  struct clear_faults {
+    ~clear_faults() { detail::faults() = {}; }
+  } cleared_at_end;
   auto s = start_up_server(o);
   const std::uint16_t port = s->local_port();
   const std::string port_text = std::to_string(port);

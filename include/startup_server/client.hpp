@@ -31,7 +31,10 @@ class tcp_stream {
   std::size_t read_some(char* buffer, std::size_t size);
   std::size_t read_some(char* buffer, std::size_t size, std::error_code& ec) noexcept;
   // Reads one line without its "\n"; nullopt at EOF with nothing read (the seed's read-line).
-  std::optional<std::string> read_line();
+  // A line longer than max_length throws std::system_error (std::errc::value_too_large),
+  // so a peer that never sends a newline cannot make it buffer without bound.
+  static constexpr std::size_t default_max_line = 1 << 20;
+  std::optional<std::string> read_line(std::size_t max_length = default_max_line);
   // Reads until EOF.
   std::string read_all();
 
@@ -46,7 +49,10 @@ class tcp_stream {
 };
 
 // Connects to host (name or literal) and service (port or name), trying each resolved
-// address in turn. Throws std::system_error naming host and service; or reports via ec.
+// address in turn. Throws std::system_error naming host and service; or reports via ec. A
+// name that cannot be resolved gives the resolver's reason ("Servname not supported for
+// ai_socktype", "Name or service not known"); a connect interrupted by a signal is
+// carried to its end.
 tcp_stream open_tcp_stream(const std::string& host, const std::string& service);
 tcp_stream open_tcp_stream(const std::string& host, const std::string& service,
                            std::error_code& ec) noexcept;

@@ -56,6 +56,19 @@ struct connection_record {
   int child_pid = 0;
   std::optional<int> exit_status;
   std::optional<int> term_signal;
+  // kind::close only: why the server ended the connection itself, empty when it ran its
+  // course ("refused: pipe2: Too many open files", "cut: the server stopped").
+  std::string reason;
+};
+
+// Something the server has to say that is not an event of its own: a warning (an accept
+// error, a listener reopened, a child that could not be started, a callback that threw)
+// or, with `error` set, the fatal error that ended it. The library writes nothing to
+// stderr itself: it tells `diagnostics`, and the caller words and places the line.
+struct diagnostic {
+  enum class kind { warning, fatal };
+  kind what = kind::warning;
+  std::string message;  // one line, no program name ("accept: Too many open files (backing off)")
 };
 
 struct server_options {
@@ -76,7 +89,7 @@ struct server_options {
   // integer (an IPv4 address as a 32-bit number). Empty: every address of the machine.
   std::string local_address;
 
-  int backlog = 5;                     // listen(2) backlog, as in the seed
+  int backlog = 5;                     // listen(2) backlog, positive (the seed: nil or a positive integer)
   ipv6_mode ipv6 = ipv6_mode::any;
   bool nodelay = true;                 // TCP_NODELAY on accepted sockets
   bool keepalive = false;              // SO_KEEPALIVE on accepted sockets
@@ -87,32 +100,44 @@ struct server_options {
   std::string process_name;
 
   // Told of every listening (also after a listener reopen), error and termination.
-  // Called on a server thread; must not block for long.
+  // Threads: always called on the server's first thread (the one that accepts), so never
+  // twice at once, whatever `threads` is; no lock of the server's is held, so it may call
+  // any member of the server (except join, which cannot wait on its own thread). It holds
+  // up accepting while it runs: it must not block for long. An exception it throws is
+  // caught and reported to `diagnostics` as a warning. Default: none.
   std::function<void(const announce_event&)> announce;
 
   // The seed's `wait`: start_up_server returns only once listening, or with the
   // startup condition. Without it, it returns at once and failures reach announce.
   bool wait = false;
 
-  // The seed's `error`: true writes fatal server errors to stderr (the seed enters the
-  // debugger); false only announces them. Unset: (not wait), as in the seed.
+  // The seed's `error`: true also tells a fatal server error to `diagnostics` as
+  // kind::fatal (the seed enters the debugger); false only announces it. A failure that
+  // start_up_server returns to its caller (with wait) is never told twice. Unset:
+  // (not wait), as in the seed.
   std::optional<bool> error;
 
   bool once = false;  // serve one connection, then terminate (server-terminate from the handler)
 
   // On a graceful stop, how long open connections may go on before they are closed.
-  // Exec children get SIGTERM when the stop begins and SIGKILL when the grace ends.
+  // Exec children (their whole process groups) get SIGTERM when the stop begins and
+  // SIGKILL when the grace ends.
   std::chrono::milliseconds grace{3000};
 
   // Threads serving connections (each with its own event loop). 0 means one per core.
   unsigned threads = 1;
 
-  // Told when each connection opens and closes (called on a server thread).
+  // Told when each connection opens and closes. Threads: called on the thread that serves
+  // the connection, so with threads > 1 calls for different connections run at once; no
+  // lock of the server's is held. It holds up every connection on that thread while it
+  // runs: it must not block for long. An exception it throws is caught and reported to
+  // `diagnostics` as a warning. Default: none.
   std::function<void(const connection_record&)> connection_log;
 
-  // Fault injection for tests: sees each accept's result and returns the one the server
-  // acts on. Leave empty in production.
-  std::function<std::error_code(std::error_code)> accept_filter;
+  // Told of warnings and (with `error`) the fatal error. Threads: any of the server's
+  // threads, several at once when threads > 1; no lock of the server's is held; must not
+  // block for long. An exception it throws is dropped. Default: none (nothing is said).
+  std::function<void(const diagnostic&)> diagnostics;
 
   // After this many consecutive unexplained accept failures the listener is closed and
   // opened again on the same port.

@@ -31,7 +31,9 @@ namespace detail { class server_impl; }
 class server {
  public:
   explicit server(std::shared_ptr<detail::server_impl> impl) noexcept;
-  ~server();  // terminates at once and joins, if still running
+  // Terminates at once and joins, if still running. Not from one of the server's own
+  // callbacks: a server cannot wait for its own threads.
+  ~server();
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
@@ -45,7 +47,10 @@ class server {
   // immediate=true, closes everything at once.
   void terminate(bool immediate = false);
 
-  // Blocks until the server has ended; returns why it ended (no stage for a clean stop).
+  // Blocks until the server has ended, its threads are joined and every child it started
+  // has been reaped; returns why it ended (no stage for a clean stop). Called on one of
+  // the server's own threads (from a callback) it cannot wait for itself: it returns at
+  // once with phase::runtime and std::errc::resource_deadlock_would_occur.
   startup_condition join();
   bool running() const;
 

@@ -231,7 +231,7 @@ void map_binding(config& c, const raw_args& r, const CLI::App& app) {
       o.backlog = SOMAXCONN;
     } else {
       auto n = parse_int<int>(r.backlog);
-      if (!n || *n < 0) refuse("--backlog", fmt::format("'{}' is not a non-negative number or max", r.backlog));
+      if (!n || *n < 1) refuse("--backlog", fmt::format("'{}' is not a positive number or max", r.backlog));
       o.backlog = *n;
     }
   }
@@ -354,6 +354,22 @@ config parse_command_line(const std::vector<std::string>& args) {
   map_lifecycle(c, r);
   map_output(c, r, app);
   return c;
+}
+
+std::string escape_control_characters(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (unsigned char ch : text) {
+    switch (ch) {
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (ch < 0x20 || ch == 0x7f) out += fmt::format("\\x{:02x}", ch);
+        else out.push_back(static_cast<char>(ch));
+    }
+  }
+  return out;
 }
 
 std::string help_text() {

@@ -34,6 +34,10 @@ struct config {
 // Checks that an --exec program exists and can be run, resolving it on PATH.
 config parse_command_line(const std::vector<std::string>& args);
 
+// text with each control character (newline, tab, escape…) written as a C escape
+// (\n, \t, \x1b), so a message quoting a typed value stays on one line.
+std::string escape_control_characters(const std::string& text);
+
 // The --help text.
 std::string help_text();
 std::string version_text();

@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <linux/close_range.h>
-#include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -14,69 +13,23 @@
 #include <cstdio>
 #include <fmt/core.h>
 #include <memory>
-#include <thread>
 
-#include "announce.hpp"
-#include "connection_log.hpp"
+#include "cli/outputs.hpp"
+#include "cli/signals.hpp"
 #include "process_name.hpp"
 
 namespace startup_server::cli {
 namespace {
 
-struct outputs {
-  detail::line_sink announce;
-  detail::line_sink log;
-};
-
-void fatal_line(const std::string& name, const std::string& message) {
-  std::fprintf(stderr, "startup-server: %s: fatal: %s\n", name.c_str(), message.c_str());
-}
-
-// Opens the destinations and wires announce and the connection log to them.
-bool wire_outputs(config& c, outputs& out, const std::string& name) {
-  std::string reason;
-  if (!c.announce.destination.empty()) {
-    if (!out.announce.open(c.announce.destination, reason)) {
-      std::fprintf(stderr, "startup-server: --announce: cannot open '%s': %s\n", c.announce.destination.c_str(),
-                   reason.c_str());
-      return false;
-    }
-    detail::announce_identity who{static_cast<long>(::getpid()), name};
-    c.options.announce = [&sink = out.announce, format = c.announce.format, who](const announce_event& e) mutable {
-      who.pid = ::getpid();  // a --wait server announces from the detached process
-      std::string line = detail::format_announce(e, format, who);
-      if (!line.empty()) sink.write_line(line);
-    };
-  }
-  if (!c.log.destination.empty()) {
-    if (!out.log.open(c.log.destination, reason)) {
-      std::fprintf(stderr, "startup-server: --log: cannot open '%s': %s\n", c.log.destination.c_str(), reason.c_str());
-      return false;
-    }
-    c.options.connection_log = [&sink = out.log, json = c.log.format == "json", name](const connection_record& r) {
-      sink.write_line(detail::format_connection_record(r, name, json));
-    };
-  }
-  return true;
-}
-
-sigset_t stop_signals() {
-  sigset_t set;
-  ::sigemptyset(&set);
-  ::sigaddset(&set, SIGINT);
-  ::sigaddset(&set, SIGTERM);
-  return set;
-}
-
 // Serves until the server ends by itself (--once, a fatal error) or by signals: the
-// first SIGINT/SIGTERM stops gracefully, a second at once.
+// first SIGINT/SIGTERM/SIGHUP stops gracefully, a second at once. The watcher is joined
+// before this returns, so no signal can reach the server once it is gone.
 int serve_until_stopped(server& s) {
-  std::thread([&s] {
-    sigset_t set = stop_signals();
-    int count = 0;
-    for (int sig = 0; ::sigwait(&set, &sig) == 0;) s.terminate(count++ > 0);
-  }).detach();
-  startup_condition final = s.join();
+  startup_condition final;
+  {
+    stop_signal_watcher watcher([&s](int, unsigned before) { s.terminate(before > 0); });
+    final = s.join();
+  }
   return final ? exit_status_for(final) : exit_ok;
 }
 
@@ -113,24 +66,27 @@ void write_all(int fd, const std::string& s) {
 // The detached process: start, report "ok" or "<status> <message>" through the pipe.
 [[noreturn]] void background_child(config& c, outputs& out, int report) {
   ::setsid();
-  close_other_descriptors({report, out.announce.fd(), out.log.fd()});
-  auto s = [&] {
+  std::vector<int> keep = out.descriptors();
+  keep.push_back(report);
+  close_other_descriptors(keep);
+  int status;
+  {
     startup_condition condition;
-    auto started = start_up_server(c.options, condition);
-    if (!started) {
+    auto s = start_up_server(c.options, condition);
+    if (!s) {
       write_all(report, fmt::format("{} {}", exit_status_for(condition), condition.message()));
       ::_exit(exit_status_for(condition));
     }
-    return started;
-  }();
-  // Listening, and the listening line is out: let go of the caller's terminal and pipes.
-  redirect_to_null(STDIN_FILENO);
-  redirect_to_null(STDOUT_FILENO);
-  redirect_to_null(STDERR_FILENO);  // so -v without --log logs nowhere
-  write_all(report, "ok");
-  ::close(report);
-  int status = serve_until_stopped(*s);
-  s.reset();
+    // Listening, and the listening line is out: let go of the caller's terminal and pipes.
+    out.flush_announce(std::chrono::seconds(2));
+    redirect_to_null(STDIN_FILENO);
+    redirect_to_null(STDOUT_FILENO);
+    redirect_to_null(STDERR_FILENO);  // so -v without --log logs nowhere
+    write_all(report, "ok");
+    ::close(report);
+    status = serve_until_stopped(*s);
+  }
+  out.close();  // writes what is queued (bounded), joins the writers
   std::fflush(nullptr);
   ::_exit(status);
 }
@@ -184,7 +140,8 @@ int exit_status_for(const startup_condition& condition) {
     case phase::resolve: return exit_no_host;
     default: break;
   }
-  if (condition.code.category() == std::system_category()) {
+  const auto& category = condition.code.category();
+  if (category == std::system_category() || category == std::generic_category()) {
     switch (condition.code.value()) {
       case EADDRINUSE: return exit_unavailable;
       case EACCES: case EPERM: return exit_no_perm;
@@ -198,12 +155,14 @@ int exit_status_for(const startup_condition& condition) {
 int run(config& c) {
   const std::string name = c.options.process_name.empty() ? default_process_name(c.options.service)
                                                           : c.options.process_name;
-  outputs out;
-  if (!wire_outputs(c, out, name)) return exit_usage;
+  // A reader that went away, or a log file over its size limit, is an error to the
+  // writer, not the end of the process. Children start with both back at default.
   ::signal(SIGPIPE, SIG_IGN);
-  // Blocked before any server thread exists, so only the signal thread receives them.
-  sigset_t set = stop_signals();
-  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGXFSZ, SIG_IGN);
+  // Blocked before any thread exists, so only the signal watcher receives them.
+  block_stop_signals();
+  outputs out;
+  if (!out.wire(c, name)) return exit_usage;
   detail::set_thread_name(name);
   c.options.wait = true;  // the command always learns the startup condition
   if (c.background) {
@@ -213,10 +172,12 @@ int run(config& c) {
   startup_condition condition;
   auto s = start_up_server(c.options, condition);
   if (!s) {
-    if (c.options.error.value_or(true)) fatal_line(name, condition.message());
+    if (c.options.error.value_or(true)) out.error_line(fmt::format("startup-server: {}: fatal: {}", name, condition.message()));
     return exit_status_for(condition);
   }
-  return serve_until_stopped(*s);
+  const int status = serve_until_stopped(*s);
+  s.reset();  // before the outputs it writes to
+  return status;
 }
 
 }  // namespace startup_server::cli

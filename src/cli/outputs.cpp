@@ -1,0 +1,89 @@
+// Opening the output destinations and formatting what the server tells into lines.
+#include "cli/outputs.hpp"
+
+#include <unistd.h>
+
+#include <fmt/core.h>
+
+#include "announce.hpp"
+#include "connection_log.hpp"
+
+namespace startup_server::cli {
+
+detail::line_sink* outputs::sink(const std::string& destination, std::string& reason) {
+  auto& slot = sinks_[destination];
+  if (!slot) {
+    auto s = std::make_unique<detail::line_sink>();
+    if (!s->open(destination, reason)) {
+      sinks_.erase(destination);
+      return nullptr;
+    }
+    slot = std::move(s);
+  }
+  return slot.get();
+}
+
+bool outputs::wire(config& c, const std::string& name) {
+  std::string reason;
+  detail::line_sink* err = sink("stderr", reason);
+  err->set_drop_note([name](std::uint64_t n) {
+    return fmt::format("startup-server: {}: warning: {} output lines dropped (the reader is too slow)", name, n);
+  });
+  c.options.diagnostics = [err, name](const diagnostic& d) {
+    const char* kind = d.what == diagnostic::kind::fatal ? "fatal" : "warning";
+    err->write_line(fmt::format("startup-server: {}: {}: {}", name, kind, d.message));
+  };
+  if (!c.announce.destination.empty()) {
+    announce_ = sink(c.announce.destination, reason);
+    if (!announce_) {
+      error_line(fmt::format("startup-server: --announce: cannot open '{}': {}", c.announce.destination, reason));
+      return false;
+    }
+    detail::announce_identity who{static_cast<long>(::getpid()), name};
+    c.options.announce = [out = announce_, format = c.announce.format, who](const announce_event& e) mutable {
+      who.pid = ::getpid();  // a --wait server announces from the detached process
+      std::string line = detail::format_announce(e, format, who);
+      if (!line.empty()) out->write_line(line);
+    };
+  }
+  if (!c.log.destination.empty()) {
+    detail::line_sink* log = sink(c.log.destination, reason);
+    if (!log) {
+      error_line(fmt::format("startup-server: --log: cannot open '{}': {}", c.log.destination, reason));
+      return false;
+    }
+    const bool json = c.log.format == "json";
+    if (json && log != err && log != announce_) {
+      log->set_drop_note([name](std::uint64_t n) {
+        return fmt::format("{{\"event\":\"dropped\",\"lines\":{},\"name\":{}}}", n, detail::json_quote(name));
+      });
+    }
+    c.options.connection_log = [log, json, name](const connection_record& r) {
+      log->write_line(detail::format_connection_record(r, name, json));
+    };
+  }
+  return true;
+}
+
+void outputs::error_line(const std::string& line) {
+  std::string reason;
+  if (detail::line_sink* err = sink("stderr", reason)) err->write_line(line);
+}
+
+void outputs::flush_announce(std::chrono::milliseconds timeout) {
+  if (announce_) announce_->flush(timeout);
+}
+
+void outputs::close() {
+  announce_ = nullptr;
+  sinks_.clear();
+}
+
+std::vector<int> outputs::descriptors() const {
+  std::vector<int> fds;
+  for (const auto& [destination, s] : sinks_)
+    if (destination != "stdout" && destination != "stderr") fds.push_back(s->fd());
+  return fds;
+}
+
+}  // namespace startup_server::cli
