@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds and runs the whole test suite twice: optimised, then under ASan + UBSan.
+# Builds and runs the whole test suite three times: optimised, under ASan + UBSan, and under
+# ThreadSanitizer with two server threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
-for preset in release asan; do
+for preset in release asan tsan; do
   echo "== $preset build" >&2
   cmake --preset "$preset" >/dev/null
   cmake --build --preset "$preset"

@@ -173,7 +173,12 @@ bool line_sink::write_piece(const char* data, std::size_t size, clock::time_poin
         continue;
       }
       if (p.revents & (POLLERR | POLLNVAL)) return false;
-      const std::size_t piece = std::min<std::size_t>(size - written, PIPE_BUF);
+      // Pieces end at a line's end where they can, so giving up never leaves half a line.
+      std::size_t piece = std::min<std::size_t>(size - written, PIPE_BUF);
+      if (piece < size - written) {
+        const std::string_view window(data + written, piece);
+        if (const std::size_t nl = window.rfind('\n'); nl != std::string_view::npos) piece = nl + 1;
+      }
       n = socket_ ? ::send(fd_, data + written, piece, MSG_DONTWAIT | MSG_NOSIGNAL)
                   : ::write(fd_, data + written, piece);
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;

@@ -16,6 +16,7 @@
 #include "fault_hooks.hpp"
 #include "line_sink.hpp"
 #include "startup_server/startup_server.hpp"
+#include "support/test_threads.hpp"
 
 using namespace startup_server;
 using namespace std::chrono_literals;
@@ -28,6 +29,7 @@ server_options loopback(handler h = handler::echo) {
   o.local_address = "127.0.0.1";
   o.service = "0";
   o.wait = true;
+  o.threads = test_support::test_threads();
   return o;
 }
 

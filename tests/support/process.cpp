@@ -1,5 +1,6 @@
 // child_process: posix_spawn with pipes, non-blocking reads against deadlines, a pidfd for the exit.
 #include "support/process.hpp"
+#include "support/test_threads.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -260,6 +261,10 @@ server_process start_server_with(const std::vector<std::string>& prefix, const s
                                  announce_style style, milliseconds timeout) {
   std::vector<std::string> argv{binary_path()};
   argv.insert(argv.end(), prefix.begin(), prefix.end());
+  if (test_threads() > 1 && std::find(args.begin(), args.end(), "--threads") == args.end()) {
+    argv.push_back("--threads");
+    argv.push_back(std::to_string(test_threads()));
+  }
   argv.push_back("--announce");
   argv.push_back(style == announce_style::json ? "--announce-format=json" : "--announce-format={port}");
   argv.insert(argv.end(), args.begin(), args.end());
