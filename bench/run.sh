@@ -12,6 +12,8 @@
 #   SPAWN_SECONDS [3/0.5]  SPAWN_CLIENTS [8/2]  LAUNCH_REPEAT [10/2]
 #   BACKLOG [1024]  LIMIT [1024] (peers' connection limit)  PEERS ["socat tcpserver ncat"]
 #   BUILD_DIR [build/release]  RESULTS_DIR [bench/ or build/bench-quick/]
+#   BASELINE [unset]: another startup-server binary (an earlier build) measured beside this
+#     one in every startup-server mode, as "baseline", for before/after comparisons
 #
 # Everything binds 127.0.0.1; every server started here is stopped by its PID.
 set -uo pipefail
@@ -150,6 +152,8 @@ server_command() {
     startup-server-t1) cmd=("${ss[@]}" --threads 1) ;;
     startup-server-t2) cmd=("${ss[@]}" --threads 2) ;;
     startup-server-exec) cmd=("${ss[@]}" --exec "$prog") ;;
+    baseline) cmd=("$BASELINE" "${ss[@]:1}") ;;
+    baseline-exec) cmd=("$BASELINE" "${ss[@]:1}" --exec "$prog") ;;
     epoll_echo) cmd=("$EE" -b "$BACKLOG") ;;
     socat) cmd=(socat "TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr,backlog=$BACKLOG,max-children=$LIMIT" PIPE) ;;
     socat-exec) cmd=(socat "TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr,backlog=$BACKLOG,max-children=$LIMIT" "EXEC:$prog") ;;
@@ -163,7 +167,7 @@ server_command() {
   esac
 }
 
-announces_port() { case $1 in startup-server*|epoll_echo) return 0 ;; *) return 1 ;; esac; }
+announces_port() { case $1 in startup-server*|baseline*|epoll_echo) return 0 ;; *) return 1 ;; esac; }
 
 # Starts a server; sets srv_pid and srv_port. Returns non-zero when it does not come up.
 start_server() {
@@ -215,7 +219,9 @@ measure() {
   printf '  %s\n' "$line" >&2
 }
 
-echo_kinds=(startup-server startup-server-t1 startup-server-t2 epoll_echo "${peers[@]}")
+baseline_kinds=()
+[ -n "${BASELINE:-}" ] && baseline_kinds=(baseline)
+echo_kinds=(startup-server "${baseline_kinds[@]}" startup-server-t1 startup-server-t2 epoll_echo "${peers[@]}")
 started_at=$(date +%s)
 
 # ---------------------------------------------------------------------------------------
@@ -236,7 +242,7 @@ done
 # idle: a fresh server each, so its baseline is the memory of a server that served nothing
 
 log "idle connections"
-for kind in startup-server epoll_echo "${peers[@]}"; do
+for kind in startup-server "${baseline_kinds[@]}" epoll_echo "${peers[@]}"; do
   n=$IDLE_CONNS
   case $kind in socat|tcpserver|ncat) n=$IDLE_PEER_CONNS ;; esac
   start_server "$kind" || continue
@@ -248,6 +254,7 @@ done
 # spawn: one process per connection, /bin/true (no data) and /bin/cat (echo, then EOF)
 
 spawn_kinds=(startup-server-exec)
+[ -n "${BASELINE:-}" ] && spawn_kinds+=(baseline-exec)
 for p in "${peers[@]}"; do spawn_kinds+=("$p-exec"); done
 for round in $(seq "$ROUNDS"); do
   log "round $round/$ROUNDS: exec spawn rate"

@@ -12,9 +12,9 @@
 #include <mutex>
 #include <thread>
 
-#include "cli/daemon.hpp"
-#include "fault_hooks.hpp"
-#include "line_sink.hpp"
+#include "cli/run.hpp"
+#include "server/fault_hooks.hpp"
+#include "cli/line_sink.hpp"
 #include "startup_server/startup_server.hpp"
 #include "support/test_threads.hpp"
 

@@ -1,9 +1,9 @@
 // Unit tests: announce lines, connection log lines, and the talk transform.
 #include <catch2/catch.hpp>
 
-#include "announce.hpp"
-#include "connection_log.hpp"
-#include "talk.hpp"
+#include "cli/announce_format.hpp"
+#include "cli/log_format.hpp"
+#include "handlers/talk_transform.hpp"
 
 using namespace startup_server;
 using namespace startup_server::detail;

@@ -5,7 +5,7 @@
 #include <mutex>
 #include <thread>
 
-#include "fault_hooks.hpp"
+#include "server/fault_hooks.hpp"
 #include "startup_server/startup_server.hpp"
 #include "support/test_threads.hpp"
 

@@ -1,7 +1,7 @@
 // Unit tests: the seed's default process name, (format nil "~S server" service).
 #include <catch2/catch.hpp>
 
-#include "startup_server/options.hpp"
+#include "startup_server/server.hpp"
 
 using startup_server::default_process_name;
 

@@ -4,7 +4,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "resolve.hpp"
+#include "core/resolve.hpp"
 
 using namespace startup_server;
 using namespace startup_server::detail;

@@ -9,7 +9,12 @@
 #include <system_error>
 #include <vector>
 
+#include "startup_server/client.hpp"
+#include "startup_server/events.hpp"
+
 namespace startup_server {
+
+class server;
 
 // What serves each accepted connection (the seed's `function`).
 enum class handler {
@@ -27,48 +32,6 @@ enum class ipv6_mode {
   both,  // IPv6 socket that also accepts IPv4 (IPV6_V6ONLY=0)
   on,    // IPv6 only (IPV6_V6ONLY=1); the seed's t
   off,   // IPv4 only; the seed's nil
-};
-
-// One event told to `announce`: the seed calls its announce function with (socket, condition).
-struct announce_event {
-  enum class kind { listening, error, terminated };
-  kind what = kind::listening;
-  std::string address;     // numeric host of the listener ("127.0.0.1", "::1"); empty if none yet
-  std::uint16_t port = 0;  // the bound port; 0 if none yet
-  std::string family;      // "ipv4" or "ipv6"; empty if none yet
-  std::string message;     // kind::error only: what failed, with the system's reason
-};
-
-// One line of the connection log: emitted when a connection opens and when it closes.
-struct connection_record {
-  enum class kind { open, close };
-  kind what = kind::open;
-  std::uint64_t id = 0;  // per-server sequence number, from 1
-  std::string peer_address;
-  std::uint16_t peer_port = 0;
-  std::string local_address;
-  std::uint16_t local_port = 0;
-  // kind::close only. Bytes are unknown (nullopt) when the socket was handed to a child.
-  std::optional<std::uint64_t> bytes_in;   // from the client
-  std::optional<std::uint64_t> bytes_out;  // to the client
-  std::chrono::nanoseconds duration{0};
-  // Exec handler only: the child's pid, and how it ended (exit status or signal number).
-  int child_pid = 0;
-  std::optional<int> exit_status;
-  std::optional<int> term_signal;
-  // kind::close only: why the server ended the connection itself, empty when it ran its
-  // course ("refused: pipe2: Too many open files", "cut: the server stopped").
-  std::string reason;
-};
-
-// Something the server has to say that is not an event of its own: a warning (an accept
-// error, a listener reopened, a child that could not be started, a callback that threw)
-// or, with `error` set, the fatal error that ended it. The library writes nothing to
-// stderr itself: it tells `diagnostics`, and the caller words and places the line.
-struct diagnostic {
-  enum class kind { warning, fatal };
-  kind what = kind::warning;
-  std::string message;  // one line, no program name ("accept: Too many open files (backing off)")
 };
 
 struct server_options {
@@ -143,8 +106,5 @@ struct server_options {
   // opened again on the same port.
   unsigned reopen_after_failures = 8;
 };
-
-// The seed's default process name for a service: "7000 server", "\"http\" server", "NIL server".
-std::string default_process_name(const std::string& service);
 
 }  // namespace startup_server

@@ -6,24 +6,10 @@
 #include <string>
 #include <system_error>
 
+#include "startup_server/condition.hpp"
 #include "startup_server/options.hpp"
 
 namespace startup_server {
-
-// Why a server could not start (the seed's startup-condition) or why it stopped.
-struct startup_condition {
-  // none: no failure; usage: the options contradict each other (e.g. address and ipv6);
-  // resolve: service or address unknown; bind/listen: the socket calls; runtime: after
-  // start (the listener could not be reopened) or an internal error.
-  enum class phase { none, usage, resolve, bind, listen, runtime };
-  phase stage = phase::none;
-  std::error_code code;
-  std::string context;  // e.g. "unable to bind to 127.0.0.1:80"
-
-  explicit operator bool() const noexcept { return stage != phase::none; }
-  // "<context>: <system reason>", e.g. "unable to bind to 127.0.0.1:80: Permission denied".
-  std::string message() const;
-};
 
 namespace detail { class server_impl; }
 
@@ -72,5 +58,8 @@ std::unique_ptr<server> start_up_server(const server_options& options,
 
 // The seed's server-terminate: graceful stop (see server::terminate).
 void server_terminate(server& s, bool immediate = false);
+
+// The seed's default process name for a service: "7000 server", "\"http\" server", "NIL server".
+std::string default_process_name(const std::string& service);
 
 }  // namespace startup_server

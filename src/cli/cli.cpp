@@ -10,9 +10,9 @@
 #include <cstdlib>
 #include <fmt/core.h>
 
-#include "announce.hpp"
-#include "connection_log.hpp"
-#include "resolve.hpp"
+#include "cli/announce_format.hpp"
+#include "cli/log_format.hpp"
+#include "core/resolve.hpp"
 
 namespace startup_server::cli {
 namespace {

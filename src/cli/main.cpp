@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "cli/cli.hpp"
-#include "cli/daemon.hpp"
+#include "cli/run.hpp"
 
 namespace {
 

@@ -5,8 +5,8 @@
 
 #include <fmt/core.h>
 
-#include "announce.hpp"
-#include "connection_log.hpp"
+#include "cli/announce_format.hpp"
+#include "cli/log_format.hpp"
 
 namespace startup_server::cli {
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "cli/cli.hpp"
-#include "line_sink.hpp"
+#include "cli/line_sink.hpp"
 
 namespace startup_server::cli {
 

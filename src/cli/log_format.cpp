@@ -1,10 +1,10 @@
 // Connection log lines: who connected, bytes each way, how long, how the child ended.
-#include "connection_log.hpp"
+#include "cli/log_format.hpp"
 
 #include <fmt/core.h>
 
-#include "announce.hpp"
-#include "resolve.hpp"
+#include "cli/announce_format.hpp"
+#include "core/resolve.hpp"
 
 namespace startup_server::detail {
 namespace {

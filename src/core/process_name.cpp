@@ -1,9 +1,9 @@
 // (format nil "~S server" service): integers print bare, strings quoted, nil as NIL.
-#include "process_name.hpp"
+#include "core/process_name.hpp"
 
 #include <sys/prctl.h>
 
-#include "startup_server/options.hpp"
+#include "startup_server/server.hpp"
 
 namespace startup_server {
 

@@ -1,5 +1,5 @@
 // posix_spawn (vfork-fast in glibc) with closefrom so no server descriptor leaks.
-#include "spawn.hpp"
+#include "handlers/spawn.hpp"
 
 #include <signal.h>
 #include <spawn.h>

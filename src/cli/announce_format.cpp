@@ -1,5 +1,5 @@
 // Formats the seed's three announce events and writes them as lines.
-#include "announce.hpp"
+#include "cli/announce_format.hpp"
 
 #include <fmt/core.h>
 

@@ -1,5 +1,5 @@
 // Foreground and background (--wait) runs: signals, detaching, and exit statuses.
-#include "cli/daemon.hpp"
+#include "cli/run.hpp"
 
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -16,7 +16,7 @@
 
 #include "cli/outputs.hpp"
 #include "cli/signals.hpp"
-#include "process_name.hpp"
+#include "core/process_name.hpp"
 
 namespace startup_server::cli {
 namespace {

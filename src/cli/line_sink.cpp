@@ -1,5 +1,5 @@
 // A bounded line queue and the thread that writes it out.
-#include "line_sink.hpp"
+#include "cli/line_sink.hpp"
 
 #include <fcntl.h>
 #include <limits.h>

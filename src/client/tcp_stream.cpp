@@ -10,7 +10,7 @@
 #include <fmt/core.h>
 #include <utility>
 
-#include "resolve.hpp"
+#include "core/resolve.hpp"
 
 namespace startup_server {
 namespace {

@@ -14,10 +14,10 @@
 #include <thread>
 #include <vector>
 
-#include "children.hpp"
-#include "connection.hpp"
-#include "lifecycle.hpp"
-#include "resolve.hpp"
+#include "handlers/children.hpp"
+#include "handlers/connection.hpp"
+#include "server/lifecycle.hpp"
+#include "core/resolve.hpp"
 #include "startup_server/server.hpp"
 
 namespace startup_server::detail {

@@ -14,10 +14,10 @@
 #include <fmt/core.h>
 #include <memory>
 
-#include "children.hpp"
-#include "connection.hpp"
-#include "resolve.hpp"
-#include "spawn.hpp"
+#include "handlers/children.hpp"
+#include "handlers/connection.hpp"
+#include "core/resolve.hpp"
+#include "handlers/spawn.hpp"
 
 namespace startup_server::detail {
 namespace {
@@ -302,7 +302,7 @@ asio::awaitable<void> serve_piped_child(connection& c, const exec_plan& plan) {
   });
   co_await relay_out(r);
   if (r.failed) {
-    c.set_reason(c.cut ? "cut: the server stopped" : "failed: the client stopped taking output or reset");
+    c.set_reason("failed: the client stopped taking output or reset");
     co_await wait_child(child, relay_kill_after);
   } else {
     co_await wait_child(child);

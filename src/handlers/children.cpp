@@ -1,5 +1,5 @@
 // Child bookkeeping: signalling process groups and reaping, all under one lock.
-#include "children.hpp"
+#include "handlers/children.hpp"
 
 #include <sys/wait.h>
 

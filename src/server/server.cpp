@@ -13,10 +13,10 @@
 #include <asio/use_awaitable.hpp>
 #include <fmt/core.h>
 
-#include "fault_hooks.hpp"
-#include "listener.hpp"
-#include "process_name.hpp"
-#include "server_impl.hpp"
+#include "server/fault_hooks.hpp"
+#include "core/listener.hpp"
+#include "core/process_name.hpp"
+#include "server/server_impl.hpp"
 
 extern char** environ;
 
@@ -444,6 +444,7 @@ void server_impl::enter_cutting() {
       for (connection* c = w.connections; c; c = c->next) {
         std::error_code ignored;
         c->cut = true;
+        c->set_reason("cut: the server stopped");
         if (!c->spawning) c->socket.close(ignored);  // a spawner is reading its descriptor
       }
     });

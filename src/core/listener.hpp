@@ -1,7 +1,7 @@
 // Opening the listening socket with the requested socket options.
 #pragma once
 
-#include "resolve.hpp"
+#include "core/resolve.hpp"
 #include "startup_server/server.hpp"
 
 namespace startup_server::detail {

@@ -79,8 +79,13 @@ struct connection {
   // The handler is done: hands the connection back to its owner, which frees it.
   void close() noexcept { owner->closed(*this); }
   // Why the server ended the connection itself, for the log (kept only when logging).
-  void set_reason(std::string_view why) {
-    if (log && log->record.reason.empty()) log->record.reason = why;
+  void set_reason(std::string_view why) noexcept {
+    if (!log || !log->record.reason.empty()) return;
+    try {
+      log->record.reason = why;
+    } catch (...) {
+      // Out of memory: the log goes without the reason.
+    }
   }
 };
 

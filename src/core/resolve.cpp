@@ -1,5 +1,5 @@
 // Turns --service and --local-address into socket addresses to bind, honouring --ipv6.
-#include "resolve.hpp"
+#include "core/resolve.hpp"
 
 #include <arpa/inet.h>
 #include <netdb.h>

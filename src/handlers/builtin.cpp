@@ -8,8 +8,8 @@
 #include <cstring>
 #include <memory>
 
-#include "connection.hpp"
-#include "talk.hpp"
+#include "handlers/connection.hpp"
+#include "handlers/talk_transform.hpp"
 
 namespace startup_server::detail {
 namespace {

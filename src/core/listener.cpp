@@ -1,5 +1,5 @@
 // Creates the listener socket by hand so it is close-on-exec from the first instant.
-#include "listener.hpp"
+#include "core/listener.hpp"
 
 #include <netinet/in.h>
 #include <unistd.h>

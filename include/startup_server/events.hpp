@@ -1,0 +1,53 @@
+// What the server tells its caller: announcements, connection log records and diagnostics.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace startup_server {
+
+// One event told to `announce`: the seed calls its announce function with (socket, condition).
+struct announce_event {
+  enum class kind { listening, error, terminated };
+  kind what = kind::listening;
+  std::string address;     // numeric host of the listener ("127.0.0.1", "::1"); empty if none yet
+  std::uint16_t port = 0;  // the bound port; 0 if none yet
+  std::string family;      // "ipv4" or "ipv6"; empty if none yet
+  std::string message;     // kind::error only: what failed, with the system's reason
+};
+
+// One line of the connection log: emitted when a connection opens and when it closes.
+struct connection_record {
+  enum class kind { open, close };
+  kind what = kind::open;
+  std::uint64_t id = 0;  // per-server sequence number, from 1
+  std::string peer_address;
+  std::uint16_t peer_port = 0;
+  std::string local_address;
+  std::uint16_t local_port = 0;
+  // kind::close only. Bytes are unknown (nullopt) when the socket was handed to a child.
+  std::optional<std::uint64_t> bytes_in;   // from the client
+  std::optional<std::uint64_t> bytes_out;  // to the client
+  std::chrono::nanoseconds duration{0};
+  // Exec handler only: the child's pid, and how it ended (exit status or signal number).
+  int child_pid = 0;
+  std::optional<int> exit_status;
+  std::optional<int> term_signal;
+  // kind::close only: why the server ended the connection itself, empty when it ran its
+  // course ("refused: pipe2: Too many open files", "cut: the server stopped").
+  std::string reason;
+};
+
+// Something the server has to say that is not an event of its own: a warning (an accept
+// error, a listener reopened, a child that could not be started, a callback that threw)
+// or, with `error` set, the fatal error that ended it. The library writes nothing to
+// stderr itself: it tells `diagnostics`, and the caller words and places the line.
+struct diagnostic {
+  enum class kind { warning, fatal };
+  kind what = kind::warning;
+  std::string message;  // one line, no program name ("accept: Too many open files (backing off)")
+};
+
+}  // namespace startup_server
