@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -10,16 +11,29 @@
 
 namespace startup_server {
 
+// Both ends of a connection, numeric ("127.0.0.1", "::1"; IPv4-mapped shown as IPv4).
+struct stream_endpoints {
+  std::string local_address;
+  std::uint16_t local_port = 0;
+  std::string remote_address;
+  std::uint16_t remote_port = 0;
+};
+
 // A connected, blocking TCP stream. Owns its descriptor (close-on-exec). Not thread-safe.
 class tcp_stream {
  public:
   tcp_stream() noexcept = default;
-  explicit tcp_stream(int fd) noexcept : fd_(fd) {}
+  // Takes fd (a connected socket); its endpoints are read from the socket.
+  explicit tcp_stream(int fd) noexcept;
+  // Takes fd with endpoints known already (a server that rewrote who the peer is).
+  tcp_stream(int fd, stream_endpoints endpoints) noexcept : fd_(fd), endpoints_(std::move(endpoints)) {}
   tcp_stream(tcp_stream&& other) noexcept;
   tcp_stream& operator=(tcp_stream&& other) noexcept;
   ~tcp_stream();
 
   int native_handle() const noexcept { return fd_; }
+  // Who is on each end: for a client the server is remote; in a server's function the client is.
+  const stream_endpoints& endpoints() const noexcept { return endpoints_; }
   bool is_open() const noexcept { return fd_ >= 0; }
 
   // Writes all of data. Throws std::system_error; the overload reports through ec.
@@ -45,6 +59,7 @@ class tcp_stream {
 
  private:
   int fd_ = -1;
+  stream_endpoints endpoints_;
   std::string pending_;  // read ahead by read_line
 };
 

@@ -24,7 +24,18 @@ enum class handler {
   chargen,  // RFC 864: rotating 72-character lines until the client goes away
   daytime,  // RFC 867: the local date and time, then close
   exec,     // run exec_argv per connection (see create_stream)
+  user,     // call server_options::serve per connection (the seed's own `function`)
 };
+
+// The seed's `function` as C++ (handler::user): serves one connection. It is called on a
+// thread of its own, one per connection, with a blocking stream over the accepted socket
+// (the same tcp_stream that open_tcp_stream returns, its endpoints filled in) and the
+// server, on which it may call server_terminate. The connection ends when it returns; an
+// exception it throws is reported to `diagnostics` and ends only that connection. When the
+// server cuts the connection (the grace period is over) the stream is shut down, so a
+// blocked read or write fails: the function must then return. It must not join or
+// destroy the server.
+using user_function = std::function<void(server& s, tcp_stream& stream)>;
 
 // The seed's `ipv6` keyword.
 enum class ipv6_mode {
@@ -39,6 +50,8 @@ struct server_options {
   // arguments; exec_argv[0] is run as given (no PATH search here: pass a path).
   handler function = handler::echo;
   std::vector<std::string> exec_argv;
+  // With handler::user, what serves each connection (required then, and only then).
+  user_function serve;
 
   // The seed's `create-stream`, exec only: the child's stdin/stdout are pipes the server
   // relays to the socket (EOF carried as a half-close each way) instead of the socket.

@@ -46,13 +46,23 @@ bool connect_fully(int fd, const sockaddr* addr, socklen_t len, std::error_code&
 
 }  // namespace
 
+tcp_stream::tcp_stream(int fd) noexcept : fd_(fd) {
+  try {
+    const detail::socket_endpoints e = detail::endpoints_of(fd);
+    endpoints_ = {e.local_host, e.local_port, e.peer_host, e.peer_port};
+  } catch (...) {
+    // Out of memory: the endpoints stay empty; the stream works without them.
+  }
+}
+
 tcp_stream::tcp_stream(tcp_stream&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), pending_(std::move(other.pending_)) {}
+    : fd_(std::exchange(other.fd_, -1)), endpoints_(std::move(other.endpoints_)), pending_(std::move(other.pending_)) {}
 
 tcp_stream& tcp_stream::operator=(tcp_stream&& other) noexcept {
   if (this != &other) {
     close();
     fd_ = std::exchange(other.fd_, -1);
+    endpoints_ = std::move(other.endpoints_);
     pending_ = std::move(other.pending_);
   }
   return *this;

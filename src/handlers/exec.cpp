@@ -14,10 +14,11 @@
 #include <fmt/core.h>
 #include <memory>
 
-#include "handlers/children.hpp"
-#include "handlers/connection.hpp"
 #include "core/resolve.hpp"
+#include "handlers/children.hpp"
+#include "handlers/coroutine.hpp"
 #include "handlers/spawn.hpp"
+#include "handlers/table.hpp"
 
 namespace startup_server::detail {
 namespace {
@@ -25,7 +26,6 @@ namespace {
 // glibc 2.36's <sys/pidfd.h> lacks C linkage for C++; the system call is direct.
 int open_pidfd(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
-constexpr auto as_tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
 constexpr std::size_t relay_chunk = 64 * 1024;
 // After its child has ended, how long a connection reads and drops what the client still
 // sends, so that closing does not reset the connection before the client has read the
@@ -60,19 +60,19 @@ bool is_shortage(const std::error_code& ec) {
          ec == std::errc::not_enough_memory || ec == std::errc::resource_unavailable_try_again;
 }
 
-// The UCSPI variables for c on top of the server's environment.
+// The UCSPI variables for c (from its identity, as admission left it) on top of the
+// server's environment.
 std::vector<std::string> ucspi_environment(connection& c, const exec_plan& plan) {
   std::vector<std::string> env;
   env.reserve(plan.base_env.size() + 5);
   env.assign(plan.base_env.begin(), plan.base_env.end());
   env.emplace_back("PROTO=TCP");
-  const socket_endpoints e = endpoints_of(c.socket.native_handle());
-  if (e.ok) {
-    env.push_back("TCPLOCALIP=" + e.local_host);
-    env.push_back("TCPLOCALPORT=" + std::to_string(e.local_port));
-    env.push_back("TCPREMOTEIP=" + e.peer_host);
-    env.push_back("TCPREMOTEPORT=" + std::to_string(e.peer_port));
-  }
+  peer_identity& who = c.identity();
+  const tcp::endpoint& local = local_endpoint(who, c.plain.plain_socket());
+  env.push_back("TCPLOCALIP=" + numeric_host(local.data()));
+  env.push_back("TCPLOCALPORT=" + std::to_string(local.port()));
+  env.push_back("TCPREMOTEIP=" + numeric_host(who.remote.data()));
+  env.push_back("TCPREMOTEPORT=" + std::to_string(who.remote.port()));
   return env;
 }
 
@@ -179,34 +179,35 @@ asio::awaitable<pid_t> spawn_off_loop(connection& c, const exec_plan& plan, int 
 // reading the request reaches the client instead of a reset.
 asio::awaitable<void> linger(connection& c) {
   if (c.cut) co_return;
-  std::error_code ec;
-  c.socket.non_blocking(true, ec);
-  c.socket.shutdown(tcp::socket::shutdown_send, ec);
+  byte_stream& stream = c.stream();
+  if (tcp::socket* socket = c.plain_socket()) {
+    std::error_code ignored;
+    socket->non_blocking(true, ignored);  // the child made the shared description blocking
+  }
+  stream.shutdown_send();
   asio::steady_timer deadline(co_await asio::this_coro::executor);
   deadline.expires_after(linger_time);
   // The expiry may already be queued when the reading ends: `lingering` tells it whether
-  // the socket is still there to cancel.
+  // the stream is still there to cancel.
   auto lingering = std::make_shared<bool>(true);
-  deadline.async_wait([&socket = c.socket, lingering](std::error_code timer_ec) {
-    std::error_code ignored;
-    if (!timer_ec && *lingering) socket.cancel(ignored);
+  deadline.async_wait([&stream, lingering](std::error_code timer_ec) {
+    if (!timer_ec && *lingering) stream.cancel();
   });
-  char sink[4096];
-  for (;;) {
-    auto waited = co_await c.socket.async_wait(tcp::socket::wait_read, as_tuple_awaitable);
-    if (std::get<0>(waited)) break;
-    std::size_t n;
-    do n = c.socket.read_some(asio::buffer(sink), ec);
-    while (!ec && n > 0);
-    if (ec != asio::error::would_block && ec != asio::error::try_again) break;  // EOF, reset
-  }
+  std::unique_ptr<char[]> sink(new char[relay_chunk]);
+  for (std::error_code ec; !ec;) co_await stream.read_some(asio::buffer(sink.get(), relay_chunk), ec);
   *lingering = false;
   deadline.cancel();
 }
 
 asio::awaitable<void> serve_socket_child(connection& c, const exec_plan& plan) {
   exec_child& child = attach_child(c, plan, co_await asio::this_coro::executor);
-  const int fd = c.socket.native_handle();
+  tcp::socket* socket = c.plain_socket();
+  if (!socket) {
+    // A decorator (TLS) stands between: the child would see its bytes, not the client's.
+    spawn_failed(c, plan, std::make_error_code(std::errc::operation_not_supported));
+    co_return;
+  }
+  const int fd = socket->native_handle();
   make_blocking(fd);  // O_NONBLOCK lives on the shared file description
   std::error_code ec;
   const pid_t pid = co_await spawn_off_loop(c, plan, fd, fd, ec);
@@ -233,7 +234,7 @@ struct relay {
     std::error_code ignored;
     to_child.close(ignored);
     from_child.close(ignored);
-    c.socket.cancel(ignored);
+    c.stream().cancel();
     child.registry->signal(child.pid, SIGTERM);
   }
 };
@@ -243,14 +244,13 @@ struct relay {
 asio::awaitable<void> relay_in(relay& r) {
   std::unique_ptr<char[]> buf(new char[relay_chunk]);
   for (;;) {
-    auto read = co_await r.c.socket.async_read_some(asio::buffer(buf.get(), relay_chunk), as_tuple_awaitable);
-    const std::error_code ec = std::get<0>(read);
+    std::error_code ec;
+    const std::size_t n = co_await r.c.stream().read_some(asio::buffer(buf.get(), relay_chunk), ec);
     if (ec) {
       if (ec != asio::error::eof && ec != asio::error::operation_aborted) r.fail();
       break;
     }
-    r.c.bytes_in += std::get<1>(read);
-    auto written = co_await asio::async_write(r.to_child, asio::buffer(buf.get(), std::get<1>(read)), as_tuple_awaitable);
+    auto written = co_await asio::async_write(r.to_child, asio::buffer(buf.get(), n), as_tuple_awaitable);
     if (std::get<0>(written)) break;
   }
   std::error_code ignored;
@@ -264,15 +264,14 @@ asio::awaitable<void> relay_out(relay& r) {
   for (;;) {
     auto read = co_await r.from_child.async_read_some(asio::buffer(buf.get(), relay_chunk), as_tuple_awaitable);
     if (std::get<0>(read)) break;
-    auto sent = co_await asio::async_write(r.c.socket, asio::buffer(buf.get(), std::get<1>(read)), as_tuple_awaitable);
-    r.c.bytes_out += std::get<1>(sent);
-    if (std::get<0>(sent)) {
+    std::error_code ec;
+    co_await r.c.stream().write(asio::buffer(buf.get(), std::get<1>(read)), ec);
+    if (ec) {
       r.fail();
       co_return;
     }
   }
-  std::error_code ignored;
-  if (!r.failed) r.c.socket.shutdown(tcp::socket::shutdown_send, ignored);
+  if (!r.failed) r.c.stream().shutdown_send();
 }
 
 asio::awaitable<void> serve_piped_child(connection& c, const exec_plan& plan) {
@@ -310,17 +309,19 @@ asio::awaitable<void> serve_piped_child(connection& c, const exec_plan& plan) {
   // Nothing more goes to the child: a write it never took is cancelled with the pipe.
   r.to_child.close(ec);
   if (!in_finished) {
-    c.socket.cancel(ec);
+    c.stream().cancel();
     co_await in_done.async_wait(as_tuple_awaitable);
   }
   if (!r.failed) co_await linger(c);
 }
 
-}  // namespace
-
 asio::awaitable<void> serve_exec(connection& c, const exec_plan& plan) {
   if (plan.create_stream) co_await serve_piped_child(c, plan);
   else co_await serve_socket_child(c, plan);
 }
+
+}  // namespace
+
+void start_exec(connection& c) { spawn_handler(c, serve_exec(c, c.owner->exec())); }
 
 }  // namespace startup_server::detail

@@ -1,8 +1,11 @@
-// Fault injection for tests: process-wide hooks the server consults when they are set.
+// Hooks for tests: fault injection, and extra admission steps and stream decorators.
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <system_error>
+
+#include "server/admission.hpp"
 
 namespace startup_server::detail {
 
@@ -11,6 +14,10 @@ struct fault_hooks {
   std::function<std::error_code(std::error_code)> accept;
   // A non-empty code makes reopening the listener fail with it.
   std::function<std::error_code()> reopen;
+  // Steps run after the server's own admission steps.
+  admission_chain admission;
+  // Wraps each accepted connection's plain stream in a decorator.
+  std::function<std::unique_ptr<byte_stream>(byte_stream& inner)> decorate;
 };
 
 // The hooks; empty in production. Set them before starting a server and clear them after

@@ -1,4 +1,4 @@
-// start_up_server: resolve, listen, accept on one loop, serve on the workers, stop in phases.
+// The server around its accept loop: threads, the lifecycle, user callbacks, joining, the public face.
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -13,9 +13,10 @@
 #include <asio/use_awaitable.hpp>
 #include <fmt/core.h>
 
-#include "server/fault_hooks.hpp"
-#include "core/listener.hpp"
+#include "core/errors.hpp"
 #include "core/process_name.hpp"
+#include "handlers/table.hpp"
+#include "server/fault_hooks.hpp"
 #include "server/server_impl.hpp"
 
 extern char** environ;
@@ -31,36 +32,6 @@ constexpr auto cut_backstop = std::chrono::seconds(2);
 // Shortages less than this apart belong to one episode, warned about once.
 constexpr auto shortage_episode_gap = std::chrono::seconds(1);
 
-// Asio reports system errors in its own category ("asio.system"), which this Asio maps to
-// no std::errc condition: errors are matched, and handed on, as errno values.
-bool is_system(const std::error_code& ec) {
-  const auto& cat = ec.category();
-  return cat == asio::system_category() || cat == std::system_category() || cat == std::generic_category();
-}
-
-std::error_code portable(const std::error_code& ec) {
-  return ec.category() == asio::system_category() ? std::error_code(ec.value(), std::system_category()) : ec;
-}
-
-bool errno_among(const std::error_code& ec, std::initializer_list<int> values) {
-  if (!is_system(ec)) return false;
-  for (int v : values)
-    if (ec.value() == v) return true;
-  return false;
-}
-
-// Accept errors that say nothing about the listener: a client gave up, or the network
-// hiccupped (accept(2) asks to treat these like EAGAIN).
-bool transient_accept_error(const std::error_code& ec) {
-  return errno_among(ec, {ECONNABORTED, EPROTO, EPERM, EINTR, EAGAIN, ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET,
-                          EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH, ETIMEDOUT});
-}
-
-// Running out of descriptors or memory: back off and keep serving, never fatal.
-bool resource_accept_error(const std::error_code& ec) {
-  return errno_among(ec, {EMFILE, ENFILE, ENOBUFS, ENOMEM});
-}
-
 std::vector<std::string> environment_without_tcp() {
   std::vector<std::string> env;
   for (char** e = environ; e && *e; ++e) {
@@ -75,16 +46,6 @@ unsigned thread_count(unsigned requested) {
   if (requested) return requested;
   unsigned n = std::thread::hardware_concurrency();
   return n ? n : 1;
-}
-
-std::string exception_text(std::exception_ptr e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "an exception of unknown type";
-  }
 }
 
 // Blocks SIGPIPE in the calling thread for its lifetime, so the threads it creates start
@@ -108,6 +69,9 @@ std::int64_t steady_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
+
+// The server whose thread this is (a worker, or a user function's): join cannot wait here.
+thread_local const void* current_server = nullptr;
 
 }  // namespace
 
@@ -147,6 +111,7 @@ server_impl::server_impl(server_options options)
     exec_.create_stream = options_.create_stream;
     exec_.children = &children_;
   }
+  admission_.insert(admission_.end(), faults().admission.begin(), faults().admission.end());
 }
 
 server_impl::~server_impl() {
@@ -162,7 +127,8 @@ server_impl::~server_impl() {
   }
 }
 
-startup_condition server_impl::start() {
+startup_condition server_impl::start(server& facade) {
+  facade_ = &facade;
   {
     sigpipe_blocked_scope quiet;  // inherited by every thread created here
     if (options_.function == handler::exec) {
@@ -182,6 +148,7 @@ startup_condition server_impl::start() {
         // The system keeps 15 bytes: shorten the name, not the thread number.
         const std::string suffix = i == 0 ? "" : fmt::format(" {}", i);
         set_thread_name(name_.substr(0, 15 - suffix.size()) + suffix);
+        adopt_thread();
         w.context.run();
       });
     }
@@ -192,192 +159,11 @@ startup_condition server_impl::start() {
   return startup_;
 }
 
-asio::awaitable<void> server_impl::run() {
-  std::error_code ec;
-  const std::string where = options_.local_address.empty() ? "*" : options_.local_address;
-  if (options_.backlog < 1) {
-    fail({startup_condition::phase::usage, std::make_error_code(std::errc::invalid_argument),
-          fmt::format("backlog {} is not a positive number", options_.backlog)});
-    co_return;
-  }
-  const std::uint16_t port = resolve_service(options_.service, ec);
-  if (ec) {
-    fail({startup_condition::phase::resolve, ec,
-          fmt::format("unable to resolve service '{}' for {}", options_.service, where)});
-    co_return;
-  }
-  auto candidates = bind_candidates(options_.local_address, port, options_.ipv6, ec);
-  if (ec) {
-    auto stage = ec == resolver_errc::contradicts_mode ? startup_condition::phase::usage
-                                                      : startup_condition::phase::resolve;
-    fail({stage, ec, fmt::format("unable to resolve address '{}' for port {}", where, port)});
-    co_return;
-  }
-  startup_condition condition;
-  if (!listen_on(candidates, condition)) {
-    fail(condition);
-    co_return;
-  }
-  phase_ = lifecycle_phase::serving;
-  announce(announce_event::kind::listening);
-  {
-    std::lock_guard lock(mutex_);
-    startup_done_ = true;
-  }
-  started_cv_.notify_all();
-  co_await accept_loop();
-}
-
-bool server_impl::listen_on(const std::vector<bind_candidate>& candidates, startup_condition& condition) {
-  int fd = open_first_listener(candidates, options_, condition);
-  if (fd < 0) return false;
-  bind_candidate bound;
-  bound.len = sizeof bound.addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound.addr), &bound.len);
-  bound.family = bound.addr.ss_family;
-  for (const auto& c : candidates)
-    if (c.family == bound.family) bound.v6only = c.v6only;
-  std::error_code ec;
-  acceptor_.assign(bound.family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
-  if (ec) {
-    ::close(fd);
-    condition = {startup_condition::phase::listen, portable(ec),
-                 fmt::format("unable to listen on {}", endpoint_text(reinterpret_cast<sockaddr*>(&bound.addr)))};
-    return false;
-  }
-  std::lock_guard lock(mutex_);
-  bound_ = bound;
-  return true;
-}
-
-asio::awaitable<void> server_impl::accept_loop() {
-  unsigned failures = 0;
-  while (phase_.load() == lifecycle_phase::serving) {
-    worker& w = *workers_[next_worker_];
-    next_worker_ = (next_worker_ + 1) % workers_.size();
-    auto ec_socket_result = co_await acceptor_.async_accept(w.context, as_tuple_awaitable);
-    std::error_code ec = std::get<0>(ec_socket_result);
-    tcp::socket socket = std::move(std::get<1>(ec_socket_result));
-    if (faults().accept) {
-      ec = faults().accept(ec);
-      if (ec && socket.is_open()) socket.close();
-    }
-    if (phase_.load() != lifecycle_phase::serving || ec == asio::error::operation_aborted) break;
-    if (ec) {
-      if (!co_await recover_from_accept_error(ec, failures)) break;
-      continue;
-    }
-    failures = 0;
-    active_.fetch_add(1);
-    // Closed before the handler runs, so a second client is refused, never half-served.
-    if (options_.once) request_stop(stop_request::once_served);
-    if (&w == &control_) {
-      start_connection(w, std::move(socket));
-    } else {
-      asio::post(w.context, [this, &w, s = std::move(socket)]() mutable { start_connection(w, std::move(s)); });
-    }
-  }
-}
-
-// Returns false when the server cannot go on accepting.
-asio::awaitable<bool> server_impl::recover_from_accept_error(std::error_code ec, unsigned& failures) {
-  using namespace std::chrono_literals;
-  if (transient_accept_error(ec)) co_return true;
-  if (resource_accept_error(ec)) {
-    // Existing connections keep running; the pending client waits in the backlog.
-    resource_shortage(fmt::format("accept: {} (backing off)", ec.message()));
-    pause_timer_.expires_after(50ms);
-    co_await pause_timer_.async_wait(as_tuple_awaitable);
-    co_return phase_.load() == lifecycle_phase::serving;
-  }
-  ++failures;
-  warn(fmt::format("accept: {}", ec.message()));
-  if (failures < options_.reopen_after_failures) {
-    pause_timer_.expires_after(10ms * failures);
-    co_await pause_timer_.async_wait(as_tuple_awaitable);
-    co_return phase_.load() == lifecycle_phase::serving;
-  }
-  failures = 0;
-  co_return co_await reopen_listener();
-}
-
-// The seed: repeated failures close the listener and open it again on the same port.
-asio::awaitable<bool> server_impl::reopen_listener() {
-  using namespace std::chrono_literals;
-  startup_condition condition;
-  for (int attempt = 0; attempt < 20 && phase_.load() == lifecycle_phase::serving; ++attempt) {
-    std::error_code ignored;
-    acceptor_.close(ignored);
-    bind_candidate again;
-    {
-      std::lock_guard lock(mutex_);
-      again = bound_;
-    }
-    const std::error_code injected = faults().reopen ? faults().reopen() : std::error_code();
-    if (injected) {
-      condition = {startup_condition::phase::runtime, injected,
-                   fmt::format("unable to reopen the listener on {}", endpoint_text(reinterpret_cast<sockaddr*>(&again.addr)))};
-    } else if (listen_on({again}, condition)) {
-      warn(fmt::format("listener reopened on {}", endpoint_text(reinterpret_cast<sockaddr*>(&again.addr))));
-      announce(announce_event::kind::listening);
-      co_return true;
-    }
-    pause_timer_.expires_after(100ms);
-    co_await pause_timer_.async_wait(as_tuple_awaitable);
-  }
-  if (phase_.load() != lifecycle_phase::serving) co_return false;
-  condition.stage = startup_condition::phase::runtime;
-  fail(condition);
-  co_return false;
-}
-
-// On w's thread: set the socket up, register it, and hand it to its handler.
-void server_impl::start_connection(worker& w, tcp::socket socket) {
-  std::unique_ptr<connection> owned;
-  try {
-    owned = std::make_unique<connection>(std::move(socket), *this, w);
-  } catch (const std::bad_alloc&) {
-    resource_shortage("out of memory for a connection");
-    connection_done();
-    return;
-  }
-  connection& c = *owned.release();  // from here on, freed by closed()
-  w.add(c);
-  std::error_code ignored;
-  if (options_.nodelay) c.socket.set_option(tcp::no_delay(true), ignored);
-  if (options_.keepalive) c.socket.set_option(asio::socket_base::keep_alive(true), ignored);
-  if (options_.connection_log) log_open(c);
-  // A connection accepted just before a cut is cut too.
-  if (phase_.load() >= lifecycle_phase::cutting) {
-    c.set_reason("cut: the server stopped");
-    return c.close();
-  }
-  switch (options_.function) {
-    case handler::echo: return start_echo(c);
-    case handler::discard: return start_discard(c);
-    default:
-      asio::co_spawn(w.context, dispatch(c), [this, &c](std::exception_ptr e) {
-        if (e) warn("connection handler: " + exception_text(e));
-        c.close();
-      });
-  }
-}
-
 void server_impl::closed(connection& c) noexcept {
   if (c.log) log_close(c);
   c.home->remove(c);
   delete &c;  // closes the socket
   connection_done();
-}
-
-asio::awaitable<void> server_impl::dispatch(connection& c) {
-  switch (options_.function) {
-    case handler::talk: co_await serve_talk(c); break;
-    case handler::chargen: co_await serve_chargen(c); break;
-    case handler::daytime: co_await serve_daytime(c); break;
-    case handler::exec: co_await serve_exec(c, exec_); break;
-    default: break;
-  }
 }
 
 void server_impl::connection_done() {
@@ -442,10 +228,10 @@ void server_impl::enter_cutting() {
   for (auto& w : workers_) {
     asio::post(w->context, [&w = *w] {
       for (connection* c = w.connections; c; c = c->next) {
-        std::error_code ignored;
         c->cut = true;
         c->set_reason("cut: the server stopped");
-        if (!c->spawning) c->socket.close(ignored);  // a spawner is reading its descriptor
+        if (c->state) c->state->cut();
+        if (!c->spawning) c->stream().close();  // a spawner is reading its descriptor
       }
     });
   }
@@ -548,12 +334,12 @@ void server_impl::log_open(connection& c) {
   connection_record& r = c.log->record;
   r.what = connection_record::kind::open;
   r.id = next_id_.fetch_add(1) + 1;
-  // Addresses are taken now: an exec handler hands the socket to its child.
-  const socket_endpoints e = endpoints_of(c.socket.native_handle());
-  r.peer_address = e.peer_host;
-  r.peer_port = e.peer_port;
-  r.local_address = e.local_host;
-  r.local_port = e.local_port;
+  peer_identity& who = c.identity();
+  const tcp::endpoint& local = local_endpoint(who, c.plain.plain_socket());
+  r.peer_address = numeric_host(who.remote.data());
+  r.peer_port = who.remote.port();
+  r.local_address = numeric_host(local.data());
+  r.local_port = local.port();
   try {
     options_.connection_log(r);
   } catch (...) {
@@ -565,8 +351,8 @@ void server_impl::log_close(connection& c) noexcept {
   connection_record& r = c.log->record;
   r.what = connection_record::kind::close;
   if (c.bytes_known) {
-    r.bytes_in = c.bytes_in;
-    r.bytes_out = c.bytes_out;
+    r.bytes_in = c.stream().bytes_in;
+    r.bytes_out = c.stream().bytes_out;
   }
   r.duration = std::chrono::steady_clock::now() - c.log->since;
   if (c.state) c.state->describe(r);
@@ -579,12 +365,9 @@ void server_impl::log_close(connection& c) noexcept {
 
 // ---- Joining ----
 
-bool server_impl::on_server_thread() const noexcept {
-  const auto me = std::this_thread::get_id();
-  for (const auto& w : workers_)
-    if (w->thread.get_id() == me) return true;
-  return false;
-}
+bool server_impl::on_server_thread() const noexcept { return current_server == this; }
+
+void server_impl::adopt_thread() noexcept { current_server = this; }
 
 startup_condition server_impl::join() {
   if (on_server_thread()) {
@@ -642,12 +425,13 @@ std::size_t server::active_connections() const { return impl_->active_connection
 std::unique_ptr<server> start_up_server(const server_options& options, startup_condition& condition) noexcept {
   try {
     auto impl = std::make_shared<detail::server_impl>(options);
-    condition = impl->start();
+    auto facade = std::make_unique<server>(impl);
+    condition = impl->start(*facade);
     if (condition) {
       impl->join();
       return nullptr;
     }
-    return std::make_unique<server>(std::move(impl));
+    return facade;
   } catch (const std::system_error& e) {
     condition = {startup_condition::phase::runtime, detail::portable(e.code()), "unable to start"};
   } catch (const std::exception&) {

@@ -14,10 +14,11 @@
 #include <thread>
 #include <vector>
 
+#include "core/resolve.hpp"
 #include "handlers/children.hpp"
 #include "handlers/connection.hpp"
+#include "server/admission.hpp"
 #include "server/lifecycle.hpp"
-#include "core/resolve.hpp"
 #include "startup_server/server.hpp"
 
 namespace startup_server::detail {
@@ -38,8 +39,9 @@ class server_impl final : public connection_owner {
   explicit server_impl(server_options options);
   ~server_impl();
 
-  // Starts the threads; with options.wait, blocks until listening or failed.
-  startup_condition start();
+  // Starts the threads; with options.wait, blocks until listening or failed. `facade` is
+  // the server object handed to user functions; it outlives every call of theirs.
+  startup_condition start(server& facade);
   void terminate(bool immediate);
   startup_condition join();
   bool running() const { return phase_.load() != lifecycle_phase::finished; }
@@ -55,8 +57,9 @@ class server_impl final : public connection_owner {
   asio::awaitable<void> accept_loop();
   asio::awaitable<bool> recover_from_accept_error(std::error_code ec, unsigned& failures);
   asio::awaitable<bool> reopen_listener();
-  void start_connection(worker& w, tcp::socket socket);
-  asio::awaitable<void> dispatch(connection& c);
+  void start_connection(worker& w, tcp::socket socket, const tcp::endpoint& peer);
+  asio::awaitable<void> admit_then_serve(connection& c);
+  void begin_serving(connection& c);
   bool listen_on(const std::vector<bind_candidate>& candidates, startup_condition& condition);
   bool on_server_thread() const noexcept;
 
@@ -64,6 +67,10 @@ class server_impl final : public connection_owner {
   void closed(connection& c) noexcept override;
   void warn(const std::string& message) noexcept override;
   void resource_shortage(const std::string& message) noexcept override;
+  const exec_plan& exec() const noexcept override { return exec_; }
+  const user_function& function() const noexcept override { return options_.serve; }
+  server& facade() noexcept override { return *facade_; }
+  void adopt_thread() noexcept override;
 
   // The lifecycle: these run on control_'s thread only.
   void request_stop(stop_request r);
@@ -84,6 +91,8 @@ class server_impl final : public connection_owner {
   server_options options_;
   std::string name_;
   exec_plan exec_;
+  admission_chain admission_;
+  server* facade_ = nullptr;
   child_registry children_;
   std::unique_ptr<asio::thread_pool> spawner_;
   std::vector<std::unique_ptr<worker>> workers_;
@@ -94,6 +103,10 @@ class server_impl final : public connection_owner {
 
   mutable std::mutex mutex_;  // guards what other threads read: bound_, startup_, final_
   bind_candidate bound_;      // the listener's address, with the port the system chose
+  // Control state of the accept loop: where the next accepted peer is written, and the
+  // listener's endpoint when it is a specific address (then every connection's local end).
+  tcp::endpoint accepted_peer_;
+  std::optional<tcp::endpoint> specific_local_;
   std::condition_variable started_cv_;
   bool startup_done_ = false;
   startup_condition startup_;

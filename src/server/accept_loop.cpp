@@ -1,0 +1,242 @@
+// The accept loop, and what leads to it (resolving, binding) and follows it (admission).
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/post.hpp>
+#include <asio/use_awaitable.hpp>
+#include <cstring>
+#include <fmt/core.h>
+
+#include "core/errors.hpp"
+#include "core/listener.hpp"
+#include "handlers/table.hpp"
+#include "server/fault_hooks.hpp"
+#include "server/server_impl.hpp"
+
+namespace startup_server::detail {
+namespace {
+
+constexpr auto as_tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
+
+// Accept errors that say nothing about the listener: a client gave up, or the network
+// hiccupped (accept(2) asks to treat these like EAGAIN).
+bool transient_accept_error(const std::error_code& ec) {
+  return errno_among(ec, {ECONNABORTED, EPROTO, EPERM, EINTR, EAGAIN, ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET,
+                          EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH, ETIMEDOUT});
+}
+
+// Running out of descriptors or memory: back off and keep serving, never fatal.
+bool resource_accept_error(const std::error_code& ec) {
+  return errno_among(ec, {EMFILE, ENFILE, ENOBUFS, ENOMEM});
+}
+
+}  // namespace
+
+asio::awaitable<void> server_impl::accept_loop() {
+  unsigned failures = 0;
+  while (phase_.load() == lifecycle_phase::serving) {
+    worker& w = *workers_[next_worker_];
+    next_worker_ = (next_worker_ + 1) % workers_.size();
+    auto ec_socket_result = co_await acceptor_.async_accept(w.context, accepted_peer_, as_tuple_awaitable);
+    std::error_code ec = std::get<0>(ec_socket_result);
+    tcp::socket socket = std::move(std::get<1>(ec_socket_result));
+    if (faults().accept) {
+      ec = faults().accept(ec);
+      if (ec && socket.is_open()) socket.close();
+    }
+    if (phase_.load() != lifecycle_phase::serving || ec == asio::error::operation_aborted) break;
+    if (ec) {
+      if (!co_await recover_from_accept_error(ec, failures)) break;
+      continue;
+    }
+    failures = 0;
+    active_.fetch_add(1);
+    // Closed before the handler runs, so a second client is refused, never half-served.
+    if (options_.once) request_stop(stop_request::once_served);
+    if (&w == &control_) {
+      start_connection(w, std::move(socket), accepted_peer_);
+    } else {
+      asio::post(w.context, [this, &w, s = std::move(socket), peer = accepted_peer_]() mutable {
+        start_connection(w, std::move(s), peer);
+      });
+    }
+  }
+}
+
+// Returns false when the server cannot go on accepting.
+asio::awaitable<bool> server_impl::recover_from_accept_error(std::error_code ec, unsigned& failures) {
+  using namespace std::chrono_literals;
+  if (transient_accept_error(ec)) co_return true;
+  if (resource_accept_error(ec)) {
+    // Existing connections keep running; the pending client waits in the backlog.
+    resource_shortage(fmt::format("accept: {} (backing off)", ec.message()));
+    pause_timer_.expires_after(50ms);
+    co_await pause_timer_.async_wait(as_tuple_awaitable);
+    co_return phase_.load() == lifecycle_phase::serving;
+  }
+  ++failures;
+  warn(fmt::format("accept: {}", ec.message()));
+  if (failures < options_.reopen_after_failures) {
+    pause_timer_.expires_after(10ms * failures);
+    co_await pause_timer_.async_wait(as_tuple_awaitable);
+    co_return phase_.load() == lifecycle_phase::serving;
+  }
+  failures = 0;
+  co_return co_await reopen_listener();
+}
+
+// The seed: repeated failures close the listener and open it again on the same port.
+asio::awaitable<bool> server_impl::reopen_listener() {
+  using namespace std::chrono_literals;
+  startup_condition condition;
+  for (int attempt = 0; attempt < 20 && phase_.load() == lifecycle_phase::serving; ++attempt) {
+    std::error_code ignored;
+    acceptor_.close(ignored);
+    bind_candidate again;
+    {
+      std::lock_guard lock(mutex_);
+      again = bound_;
+    }
+    const std::error_code injected = faults().reopen ? faults().reopen() : std::error_code();
+    if (injected) {
+      condition = {startup_condition::phase::runtime, injected,
+                   fmt::format("unable to reopen the listener on {}", endpoint_text(reinterpret_cast<sockaddr*>(&again.addr)))};
+    } else if (listen_on({again}, condition)) {
+      warn(fmt::format("listener reopened on {}", endpoint_text(reinterpret_cast<sockaddr*>(&again.addr))));
+      announce(announce_event::kind::listening);
+      co_return true;
+    }
+    pause_timer_.expires_after(100ms);
+    co_await pause_timer_.async_wait(as_tuple_awaitable);
+  }
+  if (phase_.load() != lifecycle_phase::serving) co_return false;
+  condition.stage = startup_condition::phase::runtime;
+  fail(condition);
+  co_return false;
+}
+
+// On w's thread: set the connection up, admit it, and hand it to its handler.
+void server_impl::start_connection(worker& w, tcp::socket socket, const tcp::endpoint& peer) {
+  std::unique_ptr<connection> owned;
+  try {
+    owned = std::make_unique<connection>(std::move(socket), *this, w);
+    if (faults().decorate) owned->decorated = faults().decorate(owned->plain);
+  } catch (const std::bad_alloc&) {
+    resource_shortage("out of memory for a connection");
+    connection_done();
+    return;
+  }
+  connection& c = *owned.release();  // from here on, freed by closed()
+  w.add(c);
+  tcp::socket& s = *c.plain.plain_socket();
+  std::error_code ignored;
+  s.non_blocking(true, ignored);  // writes are tried at once, reads before waiting
+  if (options_.nodelay) s.set_option(tcp::no_delay(true), ignored);
+  if (options_.keepalive) s.set_option(asio::socket_base::keep_alive(true), ignored);
+  peer_identity& who = c.identity();
+  who.remote = peer;
+  if (specific_local_) {
+    who.local = *specific_local_;
+    who.local_known = true;
+  }
+  if (admission_.empty()) return begin_serving(c);
+  asio::co_spawn(w.context, admit_then_serve(c), [this, &c](std::exception_ptr e) {
+    if (!e) return;
+    warn("admission: " + exception_text(e));
+    c.close();
+  });
+}
+
+asio::awaitable<void> server_impl::admit_then_serve(connection& c) {
+  const admission_verdict verdict = co_await run_admission(admission_, c);
+  if (verdict.admitted) co_return begin_serving(c);
+  if (options_.connection_log) log_open(c);
+  c.set_reason("refused: " + verdict.reason);
+  c.close();
+}
+
+// Admitted: log the open record (with the identity admission left) and start the handler.
+void server_impl::begin_serving(connection& c) {
+  if (options_.connection_log) log_open(c);
+  // A connection accepted just before a cut is cut too.
+  if (phase_.load() >= lifecycle_phase::cutting) {
+    c.set_reason("cut: the server stopped");
+    return c.close();
+  }
+  handler_for(options_.function).start(c);
+}
+
+asio::awaitable<void> server_impl::run() {
+  std::error_code ec;
+  const std::string where = options_.local_address.empty() ? "*" : options_.local_address;
+  if (options_.backlog < 1) {
+    fail({startup_condition::phase::usage, std::make_error_code(std::errc::invalid_argument),
+          fmt::format("backlog {} is not a positive number", options_.backlog)});
+    co_return;
+  }
+  if ((options_.function == handler::user) != static_cast<bool>(options_.serve)) {
+    fail({startup_condition::phase::usage, std::make_error_code(std::errc::invalid_argument),
+          "handler::user and a `serve` function go together"});
+    co_return;
+  }
+  const std::uint16_t port = resolve_service(options_.service, ec);
+  if (ec) {
+    fail({startup_condition::phase::resolve, ec,
+          fmt::format("unable to resolve service '{}' for {}", options_.service, where)});
+    co_return;
+  }
+  auto candidates = bind_candidates(options_.local_address, port, options_.ipv6, ec);
+  if (ec) {
+    auto stage = ec == resolver_errc::contradicts_mode ? startup_condition::phase::usage
+                                                      : startup_condition::phase::resolve;
+    fail({stage, ec, fmt::format("unable to resolve address '{}' for port {}", where, port)});
+    co_return;
+  }
+  startup_condition condition;
+  if (!listen_on(candidates, condition)) {
+    fail(condition);
+    co_return;
+  }
+  phase_ = lifecycle_phase::serving;
+  announce(announce_event::kind::listening);
+  {
+    std::lock_guard lock(mutex_);
+    startup_done_ = true;
+  }
+  started_cv_.notify_all();
+  co_await accept_loop();
+}
+
+bool server_impl::listen_on(const std::vector<bind_candidate>& candidates, startup_condition& condition) {
+  int fd = open_first_listener(candidates, options_, condition);
+  if (fd < 0) return false;
+  bind_candidate bound;
+  bound.len = sizeof bound.addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound.addr), &bound.len);
+  bound.family = bound.addr.ss_family;
+  for (const auto& c : candidates)
+    if (c.family == bound.family) bound.v6only = c.v6only;
+  std::error_code ec;
+  acceptor_.assign(bound.family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    condition = {startup_condition::phase::listen, portable(ec),
+                 fmt::format("unable to listen on {}", endpoint_text(reinterpret_cast<sockaddr*>(&bound.addr)))};
+    return false;
+  }
+  if (bound.family == AF_INET6 ? !IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<sockaddr_in6*>(&bound.addr)->sin6_addr)
+                               : reinterpret_cast<sockaddr_in*>(&bound.addr)->sin_addr.s_addr != htonl(INADDR_ANY)) {
+    tcp::endpoint local;
+    std::memcpy(local.data(), &bound.addr, bound.len);
+    local.resize(bound.len);
+    specific_local_ = local;
+  }
+  std::lock_guard lock(mutex_);
+  bound_ = bound;
+  return true;
+}
+
+}  // namespace startup_server::detail
