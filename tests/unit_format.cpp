@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "cli/announce_format.hpp"
+#include "cli/json.hpp"
 #include "cli/log_format.hpp"
 #include "handlers/talk_transform.hpp"
 

@@ -1,6 +1,9 @@
 // Formats the seed's three announce events and writes them as lines.
 #include "cli/announce_format.hpp"
 
+#include "cli/json.hpp"
+#include "core/resolve.hpp"
+
 #include <fmt/core.h>
 
 namespace startup_server::detail {
@@ -64,32 +67,10 @@ bool expand(const std::string& tpl, std::string* out, std::string& problem,
 
 }  // namespace
 
-std::string json_quote(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out.push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-        else out.push_back(static_cast<char>(c));
-    }
-  }
-  out.push_back('"');
-  return out;
-}
-
 std::string format_announce(const announce_event& e, const std::string& format,
                             const announce_identity& who) {
   using kind = announce_event::kind;
-  const std::string where = e.address.find(':') != std::string::npos
-                                ? fmt::format("[{}]:{}", e.address, e.port)
-                                : fmt::format("{}:{}", e.address, e.port);
+  const std::string where = endpoint_text(e.address, e.port);
   if (format.empty() || format == "text") {
     switch (e.what) {
       case kind::listening: return fmt::format("listening on {}", where);
@@ -98,14 +79,12 @@ std::string format_announce(const announce_event& e, const std::string& format,
     }
   }
   if (format == "json") {
-    std::string line = fmt::format("{{\"event\":\"{}\"", event_name(e.what));
-    if (!e.address.empty()) {
-      line += fmt::format(",\"address\":{},\"port\":{},\"family\":\"{}\"", json_quote(e.address), e.port, e.family);
-    }
-    line += fmt::format(",\"pid\":{},\"name\":{}", who.pid, json_quote(who.name));
-    if (e.what == kind::error) line += fmt::format(",\"message\":{}", json_quote(e.message));
-    line += "}";
-    return line;
+    json_object line;
+    line.string("event", event_name(e.what));
+    if (!e.address.empty()) line.string("address", e.address).number("port", std::int64_t{e.port}).string("family", e.family);
+    line.number("pid", std::int64_t{who.pid}).string("name", who.name);
+    if (e.what == kind::error) line.string("message", e.message);
+    return line.str();
   }
   if (e.what != kind::listening) return {};
   std::string out, problem;

@@ -23,7 +23,5 @@ std::string format_announce(const announce_event& event, const std::string& form
 // stand for literal braces); otherwise false with problem set.
 bool check_announce_format(const std::string& format, std::string& problem);
 
-// A JSON string literal for s (quotes included); bytes ≥ 0x80 pass through unchanged.
-std::string json_quote(std::string_view s);
 
 }  // namespace startup_server::detail

@@ -8,18 +8,21 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <map>
 #include <fmt/core.h>
 
 #include "cli/announce_format.hpp"
 #include "cli/log_format.hpp"
+#include "core/digits.hpp"
 #include "core/resolve.hpp"
+#include "handlers/table.hpp"
 
 namespace startup_server::cli {
 namespace {
 
 // Raw values as typed; validated after CLI11 has split them.
 struct raw_args {
-  bool echo = false, talk = false, discard = false, chargen = false, daytime = false;
+  std::map<handler, bool> builtin;  // the handler table's flags, as given
   std::string sh_exec;
   std::string service, local_port;
   std::string local_address, address;
@@ -53,11 +56,8 @@ void build_app(CLI::App& app, raw_args& r) {
   app.add_flag("-V,--version", r.version, "Print the version and exit");
 
   const char* h = "Handler (exactly one; default --echo)";
-  app.add_flag("--echo", r.echo, "Send every byte back until the client closes")->group(h);
-  app.add_flag("--talk", r.talk, "Answer each line with: You sent: '<line>'")->group(h);
-  app.add_flag("--discard", r.discard, "Read and drop everything (RFC 863)")->group(h);
-  app.add_flag("--chargen", r.chargen, "Send rotating character lines (RFC 864)")->group(h);
-  app.add_flag("--daytime", r.daytime, "Send the date and time, then close (RFC 867)")->group(h);
+  for (const auto& row : detail::handler_table())
+    if (row.flag) app.add_flag(row.flag, r.builtin[row.id], row.help)->group(h);
   app.add_option("--exec", "Run PROG with ARGs per connection; takes the rest of the line")
       ->type_name("PROG [ARG...]")->group(h);
   app.add_option("--sh-exec", r.sh_exec, "Run /bin/sh -c STRING per connection")
@@ -144,21 +144,12 @@ std::vector<std::string> split_exec(const std::vector<std::string>& args,
   throw usage_error(fmt::format("{}: {}", flag, problem));
 }
 
-template <class T>
-std::optional<T> parse_int(const std::string& s) {
-  T v{};
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc{} || end != s.data() + s.size() || s.empty()) return std::nullopt;
-  return v;
-}
-
 handler pick_handler(const raw_args& r, const CLI::App& app, bool has_exec) {
   std::vector<std::pair<const char*, handler>> chosen;
-  if (r.echo) chosen.emplace_back("--echo", handler::echo);
-  if (r.talk) chosen.emplace_back("--talk", handler::talk);
-  if (r.discard) chosen.emplace_back("--discard", handler::discard);
-  if (r.chargen) chosen.emplace_back("--chargen", handler::chargen);
-  if (r.daytime) chosen.emplace_back("--daytime", handler::daytime);
+  for (const auto& row : detail::handler_table()) {
+    auto given = r.builtin.find(row.id);
+    if (row.flag && given != r.builtin.end() && given->second) chosen.emplace_back(row.flag, row.id);
+  }
   if (app.count("--sh-exec")) chosen.emplace_back("--sh-exec", handler::exec);
   if (has_exec) chosen.emplace_back("--exec", handler::exec);
   if (chosen.size() > 1)
@@ -174,8 +165,8 @@ bool pick(bool yes, bool no, bool fallback, const char* yes_flag, const char* no
 
 void check_service(const std::string& flag, const std::string& v) {
   if (v.empty()) refuse(flag, "needs a port number or service name");
-  if (v.find_first_not_of("0123456789") == std::string::npos) {
-    auto n = parse_int<unsigned long>(v);
+  if (detail::all_digits(v)) {
+    auto n = detail::parse_number<unsigned long>(v);
     if (!n || *n > 65535) refuse(flag, fmt::format("'{}' is not a port number (0-65535)", v));
   } else if (v[0] == '-') {
     refuse(flag, fmt::format("'{}' is not a port number (0-65535)", v));
@@ -230,7 +221,7 @@ void map_binding(config& c, const raw_args& r, const CLI::App& app) {
     if (r.backlog == "max") {
       o.backlog = SOMAXCONN;
     } else {
-      auto n = parse_int<int>(r.backlog);
+      auto n = detail::parse_number<int>(r.backlog);
       if (!n || *n < 1) refuse("--backlog", fmt::format("'{}' is not a positive number or max", r.backlog));
       o.backlog = *n;
     }
@@ -254,7 +245,7 @@ void map_lifecycle(config& c, const raw_args& r) {
     o.grace = std::chrono::milliseconds(static_cast<long long>(std::llround(g * 1000)));
   }
   if (!r.threads.empty()) {
-    auto n = parse_int<unsigned>(r.threads);
+    auto n = detail::parse_number<unsigned>(r.threads);
     if (!n || *n > 256) refuse("--threads", fmt::format("'{}' is not a number of threads (0-256)", r.threads));
     o.threads = *n;
   }

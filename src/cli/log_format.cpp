@@ -3,15 +3,13 @@
 
 #include <fmt/core.h>
 
-#include "cli/announce_format.hpp"
+#include "cli/json.hpp"
 #include "core/resolve.hpp"
 
 namespace startup_server::detail {
 namespace {
 
-std::string optional_count(const std::optional<std::uint64_t>& v, bool json) {
-  return v ? std::to_string(*v) : (json ? "null" : "-");
-}
+std::string optional_count(const std::optional<std::uint64_t>& v) { return v ? std::to_string(*v) : "-"; }
 
 }  // namespace
 
@@ -19,27 +17,33 @@ std::string format_connection_record(const connection_record& r, const std::stri
   const bool open = r.what == connection_record::kind::open;
   const double seconds = std::chrono::duration<double>(r.duration).count();
   if (json) {
-    std::string line = fmt::format(
-        "{{\"event\":\"{}\",\"id\":{},\"name\":{},\"peer_address\":{},\"peer_port\":{},"
-        "\"local_address\":{},\"local_port\":{}",
-        open ? "open" : "close", r.id, json_quote(name), json_quote(r.peer_address), r.peer_port,
-        json_quote(r.local_address), r.local_port);
+    json_object line;
+    line.string("event", open ? "open" : "close")
+        .number("id", static_cast<std::int64_t>(r.id))
+        .string("name", name)
+        .string("peer_address", r.peer_address)
+        .number("peer_port", std::int64_t{r.peer_port})
+        .string("local_address", r.local_address)
+        .number("local_port", std::int64_t{r.local_port});
     if (!open) {
-      line += fmt::format(",\"bytes_in\":{},\"bytes_out\":{},\"duration\":{:.6f}",
-                          optional_count(r.bytes_in, true), optional_count(r.bytes_out, true), seconds);
+      if (r.bytes_in) line.number("bytes_in", static_cast<std::int64_t>(*r.bytes_in));
+      else line.null("bytes_in");
+      if (r.bytes_out) line.number("bytes_out", static_cast<std::int64_t>(*r.bytes_out));
+      else line.null("bytes_out");
+      line.number("duration", seconds);
     }
-    if (r.child_pid) line += fmt::format(",\"child_pid\":{}", r.child_pid);
-    if (r.exit_status) line += fmt::format(",\"exit_status\":{}", *r.exit_status);
-    if (r.term_signal) line += fmt::format(",\"signal\":{}", *r.term_signal);
-    if (!r.reason.empty()) line += fmt::format(",\"reason\":{}", json_quote(r.reason));
-    return line + "}";
+    if (r.child_pid) line.number("child_pid", std::int64_t{r.child_pid});
+    if (r.exit_status) line.number("exit_status", std::int64_t{*r.exit_status});
+    if (r.term_signal) line.number("signal", std::int64_t{*r.term_signal});
+    if (!r.reason.empty()) line.string("reason", r.reason);
+    return line.str();
   }
   std::string line = fmt::format("startup-server: {}: #{} {} {} -> {}", name, r.id, open ? "open" : "close",
                                  endpoint_text(r.peer_address, r.peer_port),
                                  endpoint_text(r.local_address, r.local_port));
   if (!open) {
-    line += fmt::format(" in={} out={} duration={:.3f}s", optional_count(r.bytes_in, false),
-                        optional_count(r.bytes_out, false), seconds);
+    line += fmt::format(" in={} out={} duration={:.3f}s", optional_count(r.bytes_in),
+                        optional_count(r.bytes_out), seconds);
   }
   if (r.child_pid) line += fmt::format(" pid={}", r.child_pid);
   if (r.exit_status) line += fmt::format(" exit={}", *r.exit_status);

@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 
 #include "cli/announce_format.hpp"
+#include "cli/json.hpp"
 #include "cli/log_format.hpp"
 
 namespace startup_server::cli {
@@ -55,7 +56,7 @@ bool outputs::wire(config& c, const std::string& name) {
     const bool json = c.log.format == "json";
     if (json && log != err && log != announce_) {
       log->set_drop_note([name](std::uint64_t n) {
-        return fmt::format("{{\"event\":\"dropped\",\"lines\":{},\"name\":{}}}", n, detail::json_quote(name));
+        return detail::json_object().string("event", "dropped").number("lines", static_cast<std::int64_t>(n)).string("name", name).str();
       });
     }
     c.options.connection_log = [log, json, name](const connection_record& r) {

@@ -19,6 +19,16 @@ enum exit_status : int {
 
 int exit_status_for(const startup_condition& condition);
 
+class outputs;
+
+// Serves until the server ends by itself (--once, a fatal error) or by a stop signal (the
+// first stops gracefully, a second at once); returns the exit status.
+int serve_until_stopped(server& s);
+
+// --wait: forks; the child detaches and starts the server. Returns, in the caller, once
+// the server listens (printing its PID) or has failed (printing why).
+int run_background(config& c, outputs& out);
+
 // Runs the parsed command line: returns the process's exit status.
 int run(config& c);
 

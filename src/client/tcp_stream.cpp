@@ -10,6 +10,7 @@
 #include <fmt/core.h>
 #include <utility>
 
+#include "core/io.hpp"
 #include "core/resolve.hpp"
 
 namespace startup_server {
@@ -75,18 +76,7 @@ void tcp_stream::close() noexcept {
   fd_ = -1;
 }
 
-void tcp_stream::write(std::string_view data, std::error_code& ec) noexcept {
-  ec.clear();
-  while (!data.empty()) {
-    ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ec = last_error();
-      return;
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-}
+void tcp_stream::write(std::string_view data, std::error_code& ec) noexcept { detail::write_all(fd_, data, ec); }
 
 void tcp_stream::write(std::string_view data) {
   std::error_code ec;

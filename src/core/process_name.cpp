@@ -1,6 +1,8 @@
 // (format nil "~S server" service): integers print bare, strings quoted, nil as NIL.
 #include "core/process_name.hpp"
 
+#include "core/digits.hpp"
+
 #include <sys/prctl.h>
 
 #include "startup_server/server.hpp"
@@ -9,7 +11,7 @@ namespace startup_server {
 
 std::string default_process_name(const std::string& service) {
   if (service.empty()) return "NIL server";
-  if (service.find_first_not_of("0123456789") == std::string::npos) {
+  if (detail::all_digits(service)) {
     if (service.find_first_not_of('0') == std::string::npos) return "NIL server";
     return service.substr(service.find_first_not_of('0')) + " server";
   }

@@ -1,6 +1,8 @@
 // Turns --service and --local-address into socket addresses to bind, honouring --ipv6.
 #include "core/resolve.hpp"
 
+#include "core/digits.hpp"
+
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -23,10 +25,6 @@ struct resolver_category_impl : std::error_category {
     return ::gai_strerror(ev);
   }
 };
-
-bool all_digits(const std::string& s) {
-  return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
-}
 
 // The family of a numeric literal (AF_INET/AF_INET6), or AF_UNSPEC for a name.
 int literal_family(const std::string& address) {
@@ -119,13 +117,12 @@ std::uint16_t resolve_service(const std::string& service, std::error_code& ec) {
   ec.clear();
   if (service.empty()) return 0;
   if (all_digits(service)) {
-    unsigned long v = 0;
-    auto [end, err] = std::from_chars(service.data(), service.data() + service.size(), v);
-    if (err != std::errc{} || v > 65535) {
+    const auto v = parse_number<unsigned long>(service);
+    if (!v || *v > 65535) {
       ec = resolver_errc::unknown_service;
       return 0;
     }
-    return static_cast<std::uint16_t>(v);
+    return static_cast<std::uint16_t>(*v);
   }
   servent result{};
   servent* found = nullptr;
@@ -140,9 +137,8 @@ std::uint16_t resolve_service(const std::string& service, std::error_code& ec) {
 bool check_address(const std::string& address, ipv6_mode mode, std::string& problem) {
   if (address.empty()) return true;
   if (all_digits(address)) {
-    unsigned long long v = 0;
-    auto [end, err] = std::from_chars(address.data(), address.data() + address.size(), v);
-    if (err != std::errc{} || v > 0xffffffffULL) {
+    const auto v = parse_number<unsigned long long>(address);
+    if (!v || *v > 0xffffffffULL) {
       problem = fmt::format("'{}' is out of range for an IPv4 address as a 32-bit number", address);
       return false;
     }
@@ -175,7 +171,7 @@ std::vector<bind_candidate> bind_candidates(const std::string& address, std::uin
     }
   }
   if (all_digits(address)) {
-    auto v = static_cast<std::uint32_t>(std::stoull(address));
+    auto v = static_cast<std::uint32_t>(parse_number<unsigned long long>(address).value_or(0));
     if (mode == ipv6_mode::both) return {ipv6_candidate(mapped(v), port, false)};
     return {ipv4_candidate(v, port)};
   }
