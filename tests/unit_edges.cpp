@@ -16,22 +16,14 @@
 #include "server/fault_hooks.hpp"
 #include "cli/line_sink.hpp"
 #include "startup_server/startup_server.hpp"
-#include "support/test_threads.hpp"
+#include "support/loopback.hpp"
 
 using namespace startup_server;
 using namespace std::chrono_literals;
 
 namespace {
 
-server_options loopback(handler h = handler::echo) {
-  server_options o;
-  o.function = h;
-  o.local_address = "127.0.0.1";
-  o.service = "0";
-  o.wait = true;
-  o.threads = test_support::test_threads();
-  return o;
-}
+using test_support::loopback;
 
 // Collects diagnostics from the server threads.
 struct diagnostics_seen {
@@ -69,9 +61,7 @@ bool echoes(std::uint16_t port, const std::string& text = "ping") {
   return got == text;
 }
 
-struct clear_faults {
-  ~clear_faults() { detail::faults() = {}; }
-};
+using clear_faults = test_support::clear_hooks_at_end;
 
 }  // namespace
 

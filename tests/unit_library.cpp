@@ -7,7 +7,7 @@
 
 #include "server/fault_hooks.hpp"
 #include "startup_server/startup_server.hpp"
-#include "support/test_threads.hpp"
+#include "support/loopback.hpp"
 
 using namespace startup_server;
 using namespace std::chrono_literals;
@@ -33,14 +33,7 @@ struct announcements {
   }
 };
 
-server_options loopback_echo() {
-  server_options o;
-  o.local_address = "127.0.0.1";
-  o.service = "0";
-  o.wait = true;
-  o.threads = test_support::test_threads();
-  return o;
-}
+server_options loopback_echo() { return test_support::loopback(); }
 
 std::string round_trip(std::uint16_t port, const std::string& text) {
   tcp_stream s = open_tcp_stream("127.0.0.1", std::to_string(port));
@@ -166,9 +159,7 @@ TEST_CASE("library: repeated accept failures reopen the listener on the same por
     }
     return ec;
   };
-  struct clear_faults {
-    ~clear_faults() { detail::faults() = {}; }
-  } cleared_at_end;
+  test_support::clear_hooks_at_end cleared_at_end;
   auto s = start_up_server(o);
   const std::uint16_t port = s->local_port();
   const std::string port_text = std::to_string(port);

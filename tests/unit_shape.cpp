@@ -9,26 +9,15 @@
 
 #include "server/fault_hooks.hpp"
 #include "startup_server/startup_server.hpp"
-#include "support/test_threads.hpp"
+#include "support/loopback.hpp"
 
 using namespace startup_server;
 using namespace std::chrono_literals;
 
 namespace {
 
-server_options loopback(handler h) {
-  server_options o;
-  o.function = h;
-  o.local_address = "127.0.0.1";
-  o.service = "0";
-  o.wait = true;
-  o.threads = test_support::test_threads();
-  return o;
-}
-
-struct clear_hooks {
-  ~clear_hooks() { detail::faults() = {}; }
-};
+using test_support::loopback;
+using clear_hooks = test_support::clear_hooks_at_end;
 
 tcp_stream connect(server& s) {
   tcp_stream c = open_tcp_stream("127.0.0.1", std::to_string(s.local_port()));
