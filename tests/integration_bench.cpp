@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "support/process.hpp"  // binary_path(): honours STARTUP_SERVER_TEST_BIN
+
 extern char** environ;
 
 namespace {
@@ -135,7 +137,7 @@ loadgen_run run_loadgen(std::vector<std::string> args) {
 }  // namespace
 
 TEST_CASE("bench: the load generator runs short and stream modes against the server", "[bench]") {
-  child_process server({STARTUP_SERVER_BIN, "-a", "127.0.0.1", "-s", "0", "--announce", "--announce-format={port}"});
+  child_process server({test_support::binary_path(), "-a", "127.0.0.1", "-s", "0", "--announce", "--announce-format={port}"});
   const auto port_line = server.read_line(10s);
   REQUIRE(port_line);
   const std::string port = *port_line;

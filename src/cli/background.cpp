@@ -10,9 +10,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fmt/core.h>
+#include <optional>
 
 #include "cli/outputs.hpp"
 #include "cli/run.hpp"
+#include "cli/signals.hpp"
 #include "core/io.hpp"
 
 namespace startup_server::cli {
@@ -53,6 +55,7 @@ void report_to_caller(int fd, const std::string& message) {
   int status;
   {
     startup_condition condition;
+    std::optional<stop_signal_watcher> watcher(std::in_place);
     auto s = start_up_server(c.options, condition);
     if (!s) {
       report_to_caller(report, fmt::format("{} {}", exit_status_for(condition), condition.message()));
@@ -65,7 +68,8 @@ void report_to_caller(int fd, const std::string& message) {
     redirect_to_null(STDERR_FILENO);  // so -v without --log logs nowhere
     report_to_caller(report, "ok");
     ::close(report);
-    status = serve_until_stopped(*s);
+    status = serve_until_stopped(*s, *watcher);
+    watcher.reset();  // before the server it signals
   }
   out.close();  // writes what is queued (bounded), joins the writers
   std::fflush(nullptr);
@@ -109,7 +113,7 @@ int run_background(config& c, outputs& out) {
     return exit_os_error;
   }
   auto space = answer.find(' ');
-  std::fprintf(stderr, "startup-server: fatal: %s\n", answer.substr(space + 1).c_str());
+  std::fprintf(stderr, "startup-server: fatal: %s\n", escape_control_characters(answer.substr(space + 1)).c_str());
   return std::atoi(answer.substr(0, space).c_str());
 }
 

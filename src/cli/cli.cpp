@@ -163,8 +163,16 @@ bool pick(bool yes, bool no, bool fallback, const char* yes_flag, const char* no
   return yes ? true : no ? false : fallback;
 }
 
+// Printable, no blanks: what a name can be, so a stray newline or tab is caught here.
+bool printable_word(const std::string& v) {
+  for (unsigned char ch : v)
+    if (ch <= 0x20 || ch == 0x7f) return false;
+  return true;
+}
+
 void check_service(const std::string& flag, const std::string& v) {
   if (v.empty()) refuse(flag, "needs a port number or service name");
+  if (!printable_word(v)) refuse(flag, fmt::format("'{}' is not a port number or service name", v));
   if (detail::all_digits(v)) {
     auto n = detail::parse_number<unsigned long>(v);
     if (!n || *n > 65535) refuse(flag, fmt::format("'{}' is not a port number (0-65535)", v));
@@ -264,6 +272,8 @@ void map_output(config& c, const raw_args& r, const CLI::App& app) {
     if (c.announce.destination.empty()) c.announce.destination = "stdout";
     std::string problem;
     if (!detail::check_announce_format(r.announce_format, problem)) refuse("--announce-format", problem);
+    for (unsigned char ch : r.announce_format)
+      if (ch < 0x20 || ch == 0x7f) refuse("--announce-format", "a template is one line: it has a control character");
     c.announce.format = r.announce_format;
   }
   if (app.count("--log")) {

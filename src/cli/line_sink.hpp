@@ -46,7 +46,7 @@ class line_sink {
   // Waits until everything queued so far is written, at most timeout. True if it was.
   bool flush(std::chrono::milliseconds timeout);
 
-  std::size_t limit = 1 << 20;                                // bytes queued at most
+  std::size_t limit = 256 * 1024;                             // bytes queued at most
   std::chrono::milliseconds close_deadline{1000};             // how long the destructor may write
 
  private:

@@ -26,13 +26,14 @@ detail::line_sink* outputs::sink(const std::string& destination, std::string& re
 
 bool outputs::wire(config& c, const std::string& name) {
   std::string reason;
-  detail::line_sink* err = sink("stderr", reason);
-  err->set_drop_note([name](std::uint64_t n) {
+  auto text_note = [name](std::uint64_t n) {
     return fmt::format("startup-server: {}: warning: {} output lines dropped (the reader is too slow)", name, n);
-  });
+  };
+  detail::line_sink* err = sink("stderr", reason);
+  err->set_drop_note(text_note);
   c.options.diagnostics = [err, name](const diagnostic& d) {
     const char* kind = d.what == diagnostic::kind::fatal ? "fatal" : "warning";
-    err->write_line(fmt::format("startup-server: {}: {}: {}", name, kind, d.message));
+    err->write_line(escape_control_characters(fmt::format("startup-server: {}: {}: {}", name, kind, d.message)));
   };
   if (!c.announce.destination.empty()) {
     announce_ = sink(c.announce.destination, reason);
@@ -40,6 +41,7 @@ bool outputs::wire(config& c, const std::string& name) {
       error_line(fmt::format("startup-server: --announce: cannot open '{}': {}", c.announce.destination, reason));
       return false;
     }
+    announce_->set_drop_note(text_note);
     detail::announce_identity who{static_cast<long>(::getpid()), name};
     c.options.announce = [out = announce_, format = c.announce.format, who](const announce_event& e) mutable {
       who.pid = ::getpid();  // a --wait server announces from the detached process
@@ -54,6 +56,7 @@ bool outputs::wire(config& c, const std::string& name) {
       return false;
     }
     const bool json = c.log.format == "json";
+    if (log != err && log != announce_) log->set_drop_note(text_note);
     if (json && log != err && log != announce_) {
       log->set_drop_note([name](std::uint64_t n) {
         return detail::json_object().string("event", "dropped").number("lines", static_cast<std::int64_t>(n)).string("name", name).str();

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fmt/core.h>
 #include <memory>
+#include <optional>
 
 #include "cli/outputs.hpp"
 #include "cli/signals.hpp"
@@ -18,12 +19,9 @@ namespace startup_server::cli {
 // Serves until the server ends by itself (--once, a fatal error) or by signals: the
 // first SIGINT/SIGTERM/SIGHUP stops gracefully, a second at once. The watcher is joined
 // before this returns, so no signal can reach the server once it is gone.
-int serve_until_stopped(server& s) {
-  startup_condition final;
-  {
-    stop_signal_watcher watcher([&s](int, unsigned before) { s.terminate(before > 0); });
-    final = s.join();
-  }
+int serve_until_stopped(server& s, stop_signal_watcher& watcher) {
+  watcher.on_signal([&s](int, unsigned before) { s.terminate(before > 0); });
+  const startup_condition final = s.join();
   return final ? exit_status_for(final) : exit_ok;
 }
 
@@ -65,13 +63,16 @@ int run(config& c) {
     return run_background(c, out);
   }
   startup_condition condition;
+  std::optional<stop_signal_watcher> watcher(std::in_place);
   auto s = start_up_server(c.options, condition);
   if (!s) {
-    if (c.options.error.value_or(true)) out.error_line(fmt::format("startup-server: {}: fatal: {}", name, condition.message()));
+    if (c.options.error.value_or(true))
+      out.error_line(escape_control_characters(fmt::format("startup-server: {}: fatal: {}", name, condition.message())));
     return exit_status_for(condition);
   }
-  const int status = serve_until_stopped(*s);
-  s.reset();  // before the outputs it writes to
+  const int status = serve_until_stopped(*s, *watcher);
+  watcher.reset();  // no signal reaches the server once it is gone
+  s.reset();        // before the outputs it writes to
   return status;
 }
 

@@ -20,10 +20,12 @@ enum exit_status : int {
 int exit_status_for(const startup_condition& condition);
 
 class outputs;
+class stop_signal_watcher;
 
 // Serves until the server ends by itself (--once, a fatal error) or by a stop signal (the
-// first stops gracefully, a second at once); returns the exit status.
-int serve_until_stopped(server& s);
+// first stops gracefully, a second at once); returns the exit status. Destroy the watcher
+// before the server.
+int serve_until_stopped(server& s, stop_signal_watcher& watcher);
 
 // --wait: forks; the child detaches and starts the server. Returns, in the caller, once
 // the server listens (printing its PID) or has failed (printing why).

@@ -31,8 +31,7 @@ void block_stop_signals() {
   ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-stop_signal_watcher::stop_signal_watcher(std::function<void(int, unsigned)> on_signal)
-    : on_signal_(std::move(on_signal)) {
+stop_signal_watcher::stop_signal_watcher() {
   sigset_t set = stop_signals();
   signals_ = ::signalfd(-1, &set, SFD_CLOEXEC);
   wake_ = ::eventfd(0, EFD_CLOEXEC);
@@ -54,8 +53,22 @@ stop_signal_watcher::~stop_signal_watcher() {
   ::close(wake_);
 }
 
+void stop_signal_watcher::on_signal(std::function<void(int, unsigned)> handler) {
+  std::lock_guard lock(mutex_);
+  handler_ = std::move(handler);
+  for (int sig : held_) handler_(sig, count_++);
+  held_.clear();
+}
+
+// Calls the handler under the watcher's own lock, which orders it with on_signal; the
+// handler only asks the server to stop, which never waits.
+void stop_signal_watcher::deliver(int sig) {
+  std::lock_guard lock(mutex_);
+  if (handler_) handler_(sig, count_++);
+  else held_.push_back(sig);
+}
+
 void stop_signal_watcher::run() {
-  unsigned count = 0;
   for (;;) {
     pollfd fds[2] = {{signals_, POLLIN, 0}, {wake_, POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) {
@@ -65,7 +78,7 @@ void stop_signal_watcher::run() {
     if (fds[1].revents) return;
     signalfd_siginfo info{};
     if (::read(signals_, &info, sizeof info) != static_cast<ssize_t>(sizeof info)) continue;
-    on_signal_(static_cast<int>(info.ssi_signo), count++);
+    deliver(static_cast<int>(info.ssi_signo));
   }
 }
 

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <functional>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 namespace startup_server::cli {
 
@@ -10,20 +12,29 @@ namespace startup_server::cli {
 // Call first, before any thread exists, so only the watcher ever receives them.
 void block_stop_signals();
 
-// Watches the stop signals on a thread of its own and calls on_signal(signal number,
-// how many came before) for each. The destructor stops and joins the thread, so the
-// callback never runs after it: destroy the watcher before whatever the callback uses.
+// Watches the stop signals on a thread of its own, from construction on, so its
+// descriptors exist before the server announces itself. Signals that come before
+// on_signal is given are held and handed over then. The destructor stops and joins the
+// thread, so the handler never runs after it: destroy the watcher before whatever the
+// handler uses.
 class stop_signal_watcher {
  public:
-  explicit stop_signal_watcher(std::function<void(int signal, unsigned before)> on_signal);
+  stop_signal_watcher();
   ~stop_signal_watcher();
   stop_signal_watcher(const stop_signal_watcher&) = delete;
   stop_signal_watcher& operator=(const stop_signal_watcher&) = delete;
 
+  // handler(signal number, how many came before it), on the watcher's thread.
+  void on_signal(std::function<void(int signal, unsigned before)> handler);
+
  private:
   void run();
+  void deliver(int sig);
 
-  std::function<void(int, unsigned)> on_signal_;
+  std::mutex mutex_;
+  std::function<void(int, unsigned)> handler_;
+  std::vector<int> held_;
+  unsigned count_ = 0;
   int signals_ = -1;  // signalfd for the stop signals
   int wake_ = -1;     // eventfd: the destructor's request to stop
   std::thread thread_;

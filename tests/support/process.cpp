@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdlib>
 #include <stdexcept>
 #include <system_error>
 
@@ -51,7 +52,14 @@ struct spawn_setup {
 
 }  // namespace
 
-std::string binary_path() { return STARTUP_SERVER_BIN; }
+std::string binary_path() {
+  // Read once: the tests compare paths, so the answer must not change mid-run.
+  static const std::string path = [] {
+    const char* override_bin = std::getenv("STARTUP_SERVER_TEST_BIN");
+    return std::string(override_bin && *override_bin ? override_bin : STARTUP_SERVER_BIN);
+  }();
+  return path;
+}
 
 child_process::child_process(const std::vector<std::string>& argv) {
   if (argv.empty()) throw std::invalid_argument("child_process: empty argument vector");

@@ -1,4 +1,5 @@
 // Runs a program as a child of the test: argument vector in, stdout/stderr captured, always reaped.
+// The binary under test is $STARTUP_SERVER_TEST_BIN if set, else the one built alongside (binary_path).
 #pragma once
 
 #include <sys/types.h>
@@ -14,7 +15,10 @@ namespace test_support {
 using std::chrono::milliseconds;
 using steady = std::chrono::steady_clock;
 
-// The startup-server binary under test.
+// The startup-server binary under test: $STARTUP_SERVER_TEST_BIN when it is set and not
+// empty (to point the suite at another build, e.g.
+// STARTUP_SERVER_TEST_BIN=/path/to/startup-server build/release/tests/integration_tests),
+// else the one built with the tests (STARTUP_SERVER_BIN, compiled in).
 std::string binary_path();
 
 // What wait_exit reports: the exit code, 128 + the signal number for a signal, and
