@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <sstream>
+
 #include "cli/cli.hpp"
 
 using namespace startup_server;
@@ -99,7 +101,8 @@ TEST_CASE("cli: --wait makes --no-error the default, as the seed's (not wait)", 
 TEST_CASE("cli: announce destinations and formats", "[cli][announce]") {
   CHECK(parse({"--announce"}).announce.destination == "stdout");
   CHECK(parse({"--announce=stderr"}).announce.destination == "stderr");
-  CHECK(parse({"--announce", "/tmp/x"}).announce.destination == "/tmp/x");
+  CHECK(parse({"--announce=/tmp/x"}).announce.destination == "/tmp/x");
+  CHECK(parse({"--announce=-"}).announce.destination == "stdout");
   auto c = parse({"--announce-format", "{port}"});
   CHECK(c.announce.destination == "stdout");  // a format alone announces to stdout
   CHECK(c.announce.format == "{port}");
@@ -194,4 +197,97 @@ TEST_CASE("cli: --help lists every flag and the usage line", "[cli]") {
     CHECK(help.find(flag) != std::string::npos);
   }
   CHECK(help.find("Usage: startup-server") != std::string::npos);
+}
+
+TEST_CASE("cli: a port as the first word, as nc -l users type it", "[cli][shell]") {
+  CHECK(parse({"7000"}).options.service == "7000");
+  CHECK(parse({"--talk", "7001", "-a", "127.0.0.1"}).options.service == "7001");
+  CHECK(parse({"http"}).options.service == "http");
+  const std::string two = refusal({"7000", "8000"});
+  CHECK(two.find("8000") != std::string::npos);
+  CHECK(two.find("one port") != std::string::npos);
+  CHECK(refusal({"7000", "--service", "8000"}).find("--service") != std::string::npos);
+  CHECK(refusal({"7000", "-p", "8000"}).find("--local-port") != std::string::npos);
+  CHECK(refusal({"99999"}).find("99999") != std::string::npos);
+}
+
+TEST_CASE("cli: an unknown flag names itself, suggests the nearest, and points at --help", "[cli][shell]") {
+  const std::string port = refusal({"--port", "7000"});
+  CHECK(port == "unknown option --port (did you mean --service?); see startup-server --help");
+  const std::string listen = refusal({"-l", "7000"});
+  CHECK(listen.find("-l (startup-server always listens; give the port)") != std::string::npos);
+  CHECK(refusal({"--servcie", "7000"}).find("did you mean --service?") != std::string::npos);
+  CHECK(refusal({"--grase", "1"}).find("did you mean --grace?") != std::string::npos);
+  // Several, in the order typed, in one line.
+  const std::string several = refusal({"--frobnicate", "-l", "--port", "7000"});
+  CHECK(several.rfind("unknown options --frobnicate, -l (", 0) == 0);
+  CHECK(several.find("--port (did you mean --service?); see startup-server --help") != std::string::npos);
+  CHECK(several.find('\n') == std::string::npos);
+}
+
+TEST_CASE("cli: a flag without its value reads like the other messages", "[cli][shell]") {
+  CHECK(refusal({"--service"}) == "--service needs a port or a service name");
+  CHECK(refusal({"-s"}) == "--service needs a port or a service name");
+  CHECK(refusal({"-a"}) == "--local-address needs an address");
+  CHECK(refusal({"--log"}) == "--log needs a file name");
+  CHECK(refusal({"--backlog"}) == "--backlog needs a positive number or max");
+}
+
+TEST_CASE("cli: --announce takes its destination after '=' only", "[cli][shell]") {
+  CHECK(parse({"--announce"}).announce.destination == "stdout");
+  CHECK(parse({"--announce=-"}).announce.destination == "stdout");
+  CHECK(parse({"--announce", "7000"}).options.service == "7000");  // the word after is the port
+  CHECK(refusal({"--announce=json"}) == "--announce=json: did you mean --announce-format=json?");
+  CHECK(refusal({"--announce=text"}).find("--announce-format=text") != std::string::npos);
+  CHECK(refusal({"--announce", "out.txt"}).find("--announce=out.txt") != std::string::npos);
+}
+
+TEST_CASE("cli: startup-server's own flags after --exec PROG are the program's, with a warning", "[cli][shell]") {
+  auto c = parse({"--exec", "cat", "-s", "7700"});
+  CHECK(c.options.exec_argv.size() == 3);
+  CHECK(c.options.exec_argv[1] == "-s");
+  REQUIRE(c.warnings.size() == 1);
+  CHECK(c.warnings[0].find("-s after --exec") != std::string::npos);
+  CHECK(c.warnings[0].find("go before --exec") != std::string::npos);
+  CHECK(parse({"--exec", "cat", "-u"}).warnings.empty());
+}
+
+TEST_CASE("cli: --wait with -v but no --log is refused: the log would go nowhere", "[cli][shell]") {
+  const std::string msg = refusal({"--wait", "-v"});
+  CHECK(msg.find("--verbose") != std::string::npos);
+  CHECK(msg.find("--log FILE") != std::string::npos);
+  CHECK(parse({"--wait", "-v", "--log", "/dev/null"}).log.destination == "/dev/null");
+}
+
+TEST_CASE("cli: --child-stderr needs an exec handler and a file it can open", "[cli][shell]") {
+  CHECK(refusal({"--child-stderr", "/dev/null"}).find("--child-stderr") != std::string::npos);
+  CHECK(refusal({"--child-stderr", "/nonexistent/dir/file", "--exec", "cat"}).find("--child-stderr") !=
+        std::string::npos);
+  CHECK(parse({"--child-stderr", "/dev/null", "--exec", "cat"}).options.exec_stderr == "/dev/null");
+}
+
+TEST_CASE("cli: addresses may be written in brackets", "[cli][shell]") {
+  CHECK(parse({"-a", "[::1]"}).options.local_address == "::1");
+  CHECK(parse({"--address", "[127.0.0.1]"}).options.local_address == "127.0.0.1");
+}
+
+TEST_CASE("cli: --stdio is a handler, one of a kind", "[cli][shell]") {
+  CHECK(parse({"--stdio"}).options.function == handler::stdio);
+  CHECK(refusal({"--stdio", "--echo"}).find("--stdio") != std::string::npos);
+}
+
+TEST_CASE("cli: --help fits 80 columns, has no doubled blank lines and shows the seed's default name",
+          "[cli][shell]") {
+  const std::string help = cli::help_text();
+  std::istringstream lines(help);
+  std::string line, previous = "x";
+  while (std::getline(lines, line)) {
+    INFO(line);
+    CHECK(line.size() <= 80);
+    CHECK_FALSE((line.empty() && previous.empty()));
+    previous = line;
+  }
+  CHECK(help.find("--announce[=DEST]") != std::string::npos);
+  CHECK(help.find("NIL server") != std::string::npos);
+  CHECK(help.find("[PORT]") != std::string::npos);
 }

@@ -228,3 +228,24 @@ TEST_CASE("docs: the man page formats without groff warnings", "[docs]") {
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
 }
+
+TEST_CASE("docs: the README's first command builds only the binary it starts", "[docs][shell]") {
+  const std::string readme = read_file(source_dir + "/README.md");
+  const auto first_block = readme.find("```sh");
+  REQUIRE(first_block != std::string::npos);
+  const std::string block = readme.substr(first_block, readme.find("```", first_block + 5) - first_block);
+  CHECK(block.find("cmake --build --preset release --target startup-server") != std::string::npos);
+  CHECK(block.find("./build/release/startup-server") != std::string::npos);
+}
+
+TEST_CASE("docs: examples that pipe into nc close with -N, as Debian's nc needs", "[docs][shell]") {
+  for (const std::string& path : {source_dir + "/README.md", man_page}) {
+    const std::string text = roff_to_text(read_file(path));
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find("| nc ") == std::string::npos) continue;
+      INFO(path << ": " << line);
+      CHECK(line.find("| nc -N ") != std::string::npos);
+    }
+  }
+}

@@ -46,8 +46,12 @@ struct connection_record {
 // stderr itself: it tells `diagnostics`, and the caller words and places the line.
 struct diagnostic {
   enum class kind { warning, fatal };
+  // What it is about, for a caller that has more to say on some: accept_queue_full is a
+  // listen backlog too small for the clients' bursts.
+  enum class subject { other, accept_queue_full };
   kind what = kind::warning;
   std::string message;  // one line, no program name ("accept: Too many open files (backing off)")
+  subject about = subject::other;
 };
 
 }  // namespace startup_server

@@ -23,6 +23,7 @@ enum class handler {
   discard,  // RFC 863: read and drop
   chargen,  // RFC 864: rotating 72-character lines until the client goes away
   daytime,  // RFC 867: the local date and time, then close
+  stdio,    // one connection at a time joined to the process's stdin and stdout (nc -l)
   exec,     // run exec_argv per connection (see create_stream)
   user,     // call server_options::serve per connection (the seed's own `function`)
 };
@@ -52,6 +53,10 @@ struct server_options {
   std::vector<std::string> exec_argv;
   // With handler::user, what serves each connection (required then, and only then).
   user_function serve;
+
+  // Exec only: a file the children's stderr is appended to (created if need be). Empty:
+  // the server's own stderr.
+  std::string exec_stderr;
 
   // The seed's `create-stream`, exec only: the child's stdin/stdout are pipes the server
   // relays to the socket (EOF carried as a half-close each way) instead of the socket.

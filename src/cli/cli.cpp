@@ -1,13 +1,16 @@
 // Maps the command line onto server_options and validates every value before anything binds.
 #include "cli/cli.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <charconv>
 #include <cmath>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <fmt/core.h>
 
@@ -15,6 +18,8 @@
 #include "cli/log_format.hpp"
 #include "core/digits.hpp"
 #include "core/resolve.hpp"
+#include "cli/help.hpp"
+#include "cli/usage.hpp"
 #include "handlers/table.hpp"
 
 namespace startup_server::cli {
@@ -30,8 +35,9 @@ struct raw_args {
   std::string ipv6 = "any";
   bool nodelay = false, no_nodelay = false, keepalive = false, no_keepalive = false, reuseport = false;
   std::string process_name;
-  std::string announce;
+  bool announce_listed = false;  // --announce is taken off by the scan; listed for --help only
   std::string announce_format;
+  std::string child_stderr;
   bool wait = false, create_stream = false;
   bool error = false, no_error = false;
   bool once = false;
@@ -43,32 +49,29 @@ struct raw_args {
   bool help = false, version = false;
 };
 
-// CLI11 2.1 cannot set the usage line directly; --exec's "rest of the line" needs saying.
-struct usage_formatter : CLI::Formatter {
-  std::string make_usage(const CLI::App*, std::string) const override {
-    return "Usage: startup-server [OPTIONS] [--exec PROG [ARG...] | --sh-exec STRING]\n";
-  }
-};
-
 void build_app(CLI::App& app, raw_args& r) {
   app.set_help_flag();  // handled by hand so --help never exits from inside the parser
-  app.add_flag("-h,--help", r.help, "Print this help and exit");
-  app.add_flag("-V,--version", r.version, "Print the version and exit");
+  const char* g = "General";
+  app.add_flag("-h,--help", r.help, "Print this help and exit")->group(g);
+  app.add_flag("-V,--version", r.version, "Print the version and exit")->group(g);
 
   const char* h = "Handler (exactly one; default --echo)";
   for (const auto& row : detail::handler_table())
     if (row.flag) app.add_flag(row.flag, r.builtin[row.id], row.help)->group(h);
-  app.add_option("--exec", "Run PROG with ARGs per connection; takes the rest of the line")
+  app.add_option("--exec", "Run PROG with ARGs per connection, without a shell; takes the rest of the line")
       ->type_name("PROG [ARG...]")->group(h);
   app.add_option("--sh-exec", r.sh_exec, "Run /bin/sh -c STRING per connection")
       ->type_name("STRING")->group(h);
 
   const char* b = "Binding";
-  app.add_option("-s,--service", r.service, "Port number, service name, or 0 for a free port (default 0)")
+  app.add_option("-s,--service", r.service,
+                 "Port number, service name, or 0 for a free port (default 0); the first word that is "
+                 "not a flag is taken as the port too")
       ->type_name("PORT|NAME")->group(b);
   app.add_option("-p,--local-port", r.local_port, "Synonym of --service")->type_name("PORT|NAME")->group(b);
   app.add_option("-a,--local-address", r.local_address,
-                 "IPv4/IPv6 literal, host name or 32-bit integer (default: all)")
+                 "IPv4 or IPv6 literal (brackets allowed), host name or 32-bit integer (default: every "
+                 "address)")
       ->type_name("ADDR")->group(b);
   app.add_option("--address", r.address, "Synonym of --local-address")->type_name("ADDR")->group(b);
   app.add_option("--ipv6", r.ipv6, "any (default), both, on or off")
@@ -84,8 +87,11 @@ void build_app(CLI::App& app, raw_args& r) {
   app.add_flag("--keepalive", r.keepalive, "Set SO_KEEPALIVE on accepted sockets")->group(k);
   app.add_flag("--no-keepalive", r.no_keepalive, "Leave SO_KEEPALIVE off (the default)")->group(k);
   app.add_flag("--create-stream", r.create_stream,
-               "With --exec/--sh-exec: relay the child's stdin/stdout through pipes")
+               "With --exec or --sh-exec: relay the child's stdin and stdout through pipes")
       ->group(k);
+  app.add_option("--child-stderr", r.child_stderr,
+                 "Append exec children's stderr to FILE (default: the server's stderr, /dev/null with --wait)")
+      ->type_name("FILE")->group(k);
   app.add_option("--threads", r.threads, "Threads serving connections; 0 = one per core (default 1)")
       ->type_name("N")->group(k);
 
@@ -93,16 +99,20 @@ void build_app(CLI::App& app, raw_args& r) {
   app.add_flag("--wait", r.wait, "Return once listening, leaving the server in the background; print its PID")
       ->group(l);
   app.add_flag("--once", r.once, "Serve one connection, then stop")->group(l);
-  app.add_option("--grace", r.grace, "On SIGINT/SIGTERM, seconds open connections may go on (default 3)")
+  app.add_option("--grace", r.grace, "On SIGINT, SIGTERM or SIGHUP, seconds open connections may go on (default 3)")
       ->type_name("SECONDS")->group(l);
   app.add_flag("--error", r.error, "Report fatal errors on stderr (the default without --wait)")->group(l);
   app.add_flag("--no-error", r.no_error, "Only announce fatal errors; exit quietly, non-zero")->group(l);
-  app.add_option("--process-name", r.process_name, "Name in messages and of the process (default: \"PORT server\")")
+  app.add_option("--process-name", r.process_name,
+                 "Name in messages and of the process (default: the seed's, \"7000 server\" for port 7000, "
+                 "\"NIL server\" for port 0)")
       ->type_name("NAME")->group(l);
 
   const char* o = "Announce and log";
-  app.add_option("--announce", r.announce, "Announce listening/error/terminated to stdout (default), stderr or FILE")
-      ->type_name("DEST")->expected(0, 1)->group(o);
+  // Its value comes only after '=' (--announce=FILE): the scan takes it off before parsing.
+  app.add_flag("--announce", r.announce_listed,
+               "Announce listening, error and terminated to DEST: stdout (the default, also -), stderr or a file")
+      ->group(o);
   app.add_option("--announce-format", r.announce_format,
                  "text (default), json, or a template with {address} {port} {family} {pid} {name}")
       ->type_name("FMT")->group(o);
@@ -113,13 +123,10 @@ void build_app(CLI::App& app, raw_args& r) {
       ->type_name("text|json")->group(o);
 }
 
-// Splits off "--exec PROG ARG..." (everything after it belongs to the child).
-std::vector<std::string> split_exec(const std::vector<std::string>& args,
+// Splits off "--exec PROG ARG..." (everything after it belongs to the child). A word that
+// is the value of the flag before it ("--process-name --exec") is not --exec.
+std::vector<std::string> split_exec(const CLI::App& app, const std::vector<std::string>& args,
                                     std::vector<std::string>& exec_argv, bool& has_exec) {
-  static const std::vector<std::string> takes_value = {
-      "--sh-exec", "-s", "--service", "-p", "--local-port", "-a", "--local-address",
-      "--address", "--ipv6", "-b", "--backlog", "--threads", "--grace", "--process-name",
-      "--announce-format", "--log", "--log-format"};
   std::vector<std::string> mine;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& t = args[i];
@@ -130,12 +137,13 @@ std::vector<std::string> split_exec(const std::vector<std::string>& args,
       return mine;
     }
     mine.push_back(t);
-    if (std::find(takes_value.begin(), takes_value.end(), t) != takes_value.end() && i + 1 < args.size())
-      mine.push_back(args[++i]);
     if (t == "--") {
       mine.insert(mine.end(), args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
       return mine;
     }
+    const bool separate_value = (t.rfind("--", 0) == 0 && t.find('=') == std::string::npos) || t.size() == 2;
+    const CLI::Option* o = t.size() > 1 && t[0] == '-' ? app.get_option_no_throw(t) : nullptr;
+    if (o && o->get_items_expected_max() > 0 && separate_value && i + 1 < args.size()) mine.push_back(args[++i]);
   }
   return mine;
 }
@@ -200,7 +208,7 @@ void map_exec(config& c, const raw_args& r, const CLI::App& app, std::vector<std
   o.create_stream = r.create_stream;
 }
 
-void map_binding(config& c, const raw_args& r, const CLI::App& app) {
+void map_binding(config& c, const raw_args& r, const CLI::App& app, const scanned_words& words) {
   auto& o = c.options;
   if (app.count("--service") && app.count("--local-port"))
     refuse("--local-port", "is a synonym of --service: give one of them");
@@ -209,6 +217,14 @@ void map_binding(config& c, const raw_args& r, const CLI::App& app) {
   const bool by_port = app.count("--local-port") > 0;
   o.service = by_port ? r.local_port : r.service;
   if (app.count("--service") || by_port) check_service(by_port ? "--local-port" : "--service", o.service);
+  if (words.port) {
+    // `startup-server 7000`, as nc -l 7000 users type.
+    if (app.count("--service") || by_port)
+      throw usage_error(fmt::format("{}: the port is given twice, here and by {}", *words.port,
+                                    by_port ? "--local-port" : "--service"));
+    check_service(*words.port, *words.port);
+    o.service = *words.port;
+  }
   const bool by_address = app.count("--address") > 0;
   o.local_address = by_address ? r.address : r.local_address;
   const char* aflag = by_address ? "--address" : "--local-address";
@@ -220,6 +236,9 @@ void map_binding(config& c, const raw_args& r, const CLI::App& app) {
   else refuse("--ipv6", fmt::format("'{}' is not one of any, both, on, off", r.ipv6));
 
   if (by_address || app.count("--local-address")) {
+    // As people write them in URLs: [::1] is ::1.
+    if (o.local_address.size() > 2 && o.local_address.front() == '[' && o.local_address.back() == ']')
+      o.local_address = o.local_address.substr(1, o.local_address.size() - 2);
     if (o.local_address.empty()) refuse(aflag, "needs an address");
     std::string problem;
     if (!detail::check_address(o.local_address, o.ipv6, problem)) refuse(aflag, problem);
@@ -259,15 +278,13 @@ void map_lifecycle(config& c, const raw_args& r) {
   }
 }
 
-void map_output(config& c, const raw_args& r, const CLI::App& app) {
+void map_output(config& c, const raw_args& r, const CLI::App& app, const scanned_words& words) {
   auto& o = c.options;
   if (app.count("--process-name")) {
     if (r.process_name.empty()) refuse("--process-name", "must not be empty");
     o.process_name = r.process_name;
   }
-  if (app.count("--announce")) {
-    c.announce.destination = r.announce.empty() ? "stdout" : r.announce;
-  }
+  if (words.announce) c.announce.destination = *words.announce;
   if (app.count("--announce-format")) {
     if (c.announce.destination.empty()) c.announce.destination = "stdout";
     std::string problem;
@@ -287,6 +304,17 @@ void map_output(config& c, const raw_args& r, const CLI::App& app) {
       refuse("--log-format", fmt::format("'{}' is not one of text, json", r.log_format));
     if (c.log.destination.empty()) refuse("--log-format", "needs --verbose or --log");
     c.log.format = r.log_format;
+  }
+  // With --wait the server's stderr is /dev/null: a log there would go nowhere.
+  if (r.wait && r.verbose && !app.count("--log"))
+    refuse("--verbose", "with --wait the server's stderr is /dev/null; add --log FILE");
+  if (app.count("--child-stderr")) {
+    if (r.child_stderr.empty()) refuse("--child-stderr", "needs a file name");
+    if (o.function != handler::exec) refuse("--child-stderr", "needs --exec or --sh-exec");
+    const int fd = ::open(r.child_stderr.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    if (fd < 0) refuse("--child-stderr", fmt::format("cannot open '{}': {}", r.child_stderr, std::strerror(errno)));
+    ::close(fd);
+    o.exec_stderr = r.child_stderr;
   }
 }
 
@@ -329,20 +357,20 @@ std::optional<std::string> find_program(const std::string& prog, std::string& re
 }
 
 config parse_command_line(const std::vector<std::string>& args) {
-  std::vector<std::string> exec_argv;
-  bool has_exec = false;
-  std::vector<std::string> mine = split_exec(args, exec_argv, has_exec);
-
   raw_args r;
   CLI::App app{"Launch an ad-hoc TCP server", "startup-server"};
   build_app(app, r);
-  std::vector<std::string> reversed(mine.rbegin(), mine.rend());  // CLI11 parses a reversed vector
+  std::vector<std::string> exec_argv;
+  bool has_exec = false;
+  const std::vector<std::string> mine = split_exec(app, args, exec_argv, has_exec);
+  const scanned_words words = scan_words(app, mine);
+  std::vector<std::string> reversed(words.options.rbegin(), words.options.rend());  // CLI11 parses a reversed vector
   try {
     app.parse(reversed);
   } catch (const CLI::ParseError& e) {
     std::string msg = e.what();
     if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
-    throw usage_error(msg);
+    throw usage_error(msg + "; see startup-server --help");
   }
   config c;
   c.help = r.help;
@@ -350,10 +378,16 @@ config parse_command_line(const std::vector<std::string>& args) {
   if (c.help || c.version) return c;
 
   c.options.function = pick_handler(r, app, has_exec);
+  if (has_exec) {
+    const auto ours = own_flags_among(app, exec_argv);
+    if (!ours.empty())
+      c.warnings.push_back(fmt::format("{} after --exec {} goes to the program; startup-server's own flags go before --exec",
+                                       ours.front(), exec_argv.empty() ? "" : exec_argv.front()));
+  }
   map_exec(c, r, app, std::move(exec_argv), has_exec);
-  map_binding(c, r, app);
+  map_binding(c, r, app, words);
   map_lifecycle(c, r);
-  map_output(c, r, app);
+  map_output(c, r, app, words);
   return c;
 }
 
@@ -375,19 +409,9 @@ std::string escape_control_characters(const std::string& text) {
 
 std::string help_text() {
   raw_args r;
-  CLI::App app{"Launch an ad-hoc TCP server: built-in echo/talk/discard/chargen/daytime handlers,\n"
-               "or a program per connection. Every option of LispWorks comm:start-up-server.",
-               "startup-server"};
+  CLI::App app{"", "startup-server"};
   build_app(app, r);
-  app.formatter(std::make_shared<usage_formatter>());
-  app.footer(
-      "Examples:\n"
-      "  startup-server --service 7000 --announce          echo server on port 7000\n"
-      "  startup-server --talk -a 127.0.0.1 --announce     talk server on a free port\n"
-      "  pid=$(startup-server --wait --announce=port.txt --announce-format='{port}')\n"
-      "  startup-server -p 8080 --exec cat                 one cat per connection\n"
-      "See startup-server(1) for the exit statuses and details.");
-  return app.help();
+  return format_help(app);
 }
 
 std::string version_text() { return fmt::format("startup-server {}\n", STARTUP_SERVER_VERSION); }

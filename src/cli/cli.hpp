@@ -28,6 +28,7 @@ struct config {
   bool background = false;   // --wait: detach once listening, print the PID
   bool help = false;
   bool version = false;
+  std::vector<std::string> warnings;  // said on stderr before starting (one line each)
 };
 
 // Parses argv (without the program name). Throws usage_error; never binds or spawns.

@@ -46,5 +46,6 @@ int main(int argc, char** argv) {
     std::fputs(version_text().c_str(), stdout);
     return exit_ok;
   }
+  for (const auto& w : c.warnings) std::fprintf(stderr, "startup-server: warning: %s\n", escape_control_characters(w).c_str());
   return run(c);
 }

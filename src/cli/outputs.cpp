@@ -33,7 +33,8 @@ bool outputs::wire(config& c, const std::string& name) {
   err->set_drop_note(text_note);
   c.options.diagnostics = [err, name](const diagnostic& d) {
     const char* kind = d.what == diagnostic::kind::fatal ? "fatal" : "warning";
-    err->write_line(escape_control_characters(fmt::format("startup-server: {}: {}: {}", name, kind, d.message)));
+    const char* advice = d.about == diagnostic::subject::accept_queue_full ? "; try --backlog max" : "";
+    err->write_line(escape_control_characters(fmt::format("startup-server: {}: {}: {}{}", name, kind, d.message, advice)));
   };
   if (!c.announce.destination.empty()) {
     announce_ = sink(c.announce.destination, reason);

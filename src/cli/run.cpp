@@ -2,27 +2,45 @@
 #include "cli/run.hpp"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <fmt/core.h>
+#include <functional>
 #include <memory>
 #include <optional>
 
 #include "cli/outputs.hpp"
 #include "cli/signals.hpp"
 #include "core/process_name.hpp"
+#include "core/resolve.hpp"
+#include "handlers/table.hpp"
 
 namespace startup_server::cli {
 
 // Serves until the server ends by itself (--once, a fatal error) or by signals: the
 // first SIGINT/SIGTERM/SIGHUP stops gracefully, a second at once. The watcher is joined
 // before this returns, so no signal can reach the server once it is gone.
-int serve_until_stopped(server& s, stop_signal_watcher& watcher) {
-  watcher.on_signal([&s](int, unsigned before) { s.terminate(before > 0); });
+int serve_until_stopped(server& s, stop_signal_watcher& watcher, std::function<void()> on_first_stop) {
+  watcher.on_signal([&s, on_first_stop = std::move(on_first_stop)](int, unsigned before) {
+    if (before == 0 && on_first_stop) on_first_stop();
+    s.terminate(before > 0);
+  });
   const startup_condition final = s.join();
   return final ? exit_status_for(final) : exit_ok;
+}
+
+// "echo", "talk", "exec /usr/bin/cat": what serves, in the words of the command line.
+std::string handler_words(const config& c) {
+  if (c.options.function != handler::exec) {
+    const char* flag = detail::handler_for(c.options.function).flag;
+    return flag ? std::string(flag + 2) : "function";
+  }
+  std::string words = "exec";
+  for (const auto& a : c.options.exec_argv) words += " " + a;
+  return words;
 }
 
 int exit_status_for(const startup_condition& condition) {
@@ -70,7 +88,20 @@ int run(config& c) {
       out.error_line(escape_control_characters(fmt::format("startup-server: {}: fatal: {}", name, condition.message())));
     return exit_status_for(condition);
   }
-  const int status = serve_until_stopped(*s, *watcher);
+  // A person is watching: say what runs where, and what a Ctrl-C is waiting for.
+  std::function<void()> on_first_stop;
+  if (::isatty(STDERR_FILENO) && c.announce.destination.empty()) {
+    out.error_line(fmt::format("startup-server: {} on {}", handler_words(c),
+                               detail::endpoint_text(s->local_address(), s->local_port())));
+    on_first_stop = [&out, &s = *s, grace = c.options.grace] {
+      const std::size_t open = s.active_connections();
+      if (open == 0 || grace.count() <= 0) return;
+      out.error_line(fmt::format("startup-server: stopping: waiting up to {:g} s for {} connection{} "
+                                 "(Ctrl-C again to stop now)",
+                                 static_cast<double>(grace.count()) / 1000, open, open == 1 ? "" : "s"));
+    };
+  }
+  const int status = serve_until_stopped(*s, *watcher, std::move(on_first_stop));
   watcher.reset();  // no signal reaches the server once it is gone
   s.reset();        // before the outputs it writes to
   return status;

@@ -1,6 +1,8 @@
 // Running the server from the command line: foreground, or detached with --wait.
 #pragma once
 
+#include <functional>
+
 #include "cli/cli.hpp"
 #include "startup_server/server.hpp"
 
@@ -25,7 +27,8 @@ class stop_signal_watcher;
 // Serves until the server ends by itself (--once, a fatal error) or by a stop signal (the
 // first stops gracefully, a second at once); returns the exit status. Destroy the watcher
 // before the server.
-int serve_until_stopped(server& s, stop_signal_watcher& watcher);
+// on_first_stop, if given, runs when the first stop signal arrives (before the stop).
+int serve_until_stopped(server& s, stop_signal_watcher& watcher, std::function<void()> on_first_stop = {});
 
 // --wait: forks; the child detaches and starts the server. Returns, in the caller, once
 // the server listens (printing its PID) or has failed (printing why).

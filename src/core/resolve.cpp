@@ -102,6 +102,12 @@ std::vector<bind_candidate> from_resolver(const std::string& address, std::uint1
   return out;
 }
 
+// "[::1]" as in a URL is "::1".
+std::string without_brackets(const std::string& address) {
+  if (address.size() > 2 && address.front() == '[' && address.back() == ']') return address.substr(1, address.size() - 2);
+  return address;
+}
+
 }  // namespace
 
 const std::error_category& resolver_category() noexcept {
@@ -134,7 +140,8 @@ std::uint16_t resolve_service(const std::string& service, std::error_code& ec) {
   return ntohs(static_cast<std::uint16_t>(found->s_port));
 }
 
-bool check_address(const std::string& address, ipv6_mode mode, std::string& problem) {
+bool check_address(const std::string& bracketed, ipv6_mode mode, std::string& problem) {
+  const std::string address = without_brackets(bracketed);
   if (address.empty()) return true;
   if (all_digits(address)) {
     const auto v = parse_number<unsigned long long>(address);
@@ -155,8 +162,9 @@ bool check_address(const std::string& address, ipv6_mode mode, std::string& prob
   return true;
 }
 
-std::vector<bind_candidate> bind_candidates(const std::string& address, std::uint16_t port,
+std::vector<bind_candidate> bind_candidates(const std::string& bracketed, std::uint16_t port,
                                             ipv6_mode mode, std::error_code& ec) {
+  const std::string address = without_brackets(bracketed);
   ec.clear();
   std::string problem;
   if (!check_address(address, mode, problem)) {

@@ -28,6 +28,8 @@ struct bind_candidate {
 // "", "0" → 0; digits → that port (must be ≤ 65535); a name → the services database (tcp).
 std::uint16_t resolve_service(const std::string& service, std::error_code& ec);
 
+// Addresses may be written in brackets, as in URLs: "[::1]" is "::1".
+
 // Checks a local address against the ipv6 mode without resolving names: false with
 // problem set when a literal contradicts the mode or an integer is out of range.
 bool check_address(const std::string& address, ipv6_mode mode, std::string& problem);

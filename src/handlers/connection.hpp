@@ -25,6 +25,7 @@ struct exec_plan {
   std::vector<std::string> argv;  // argv[0] is the path to run
   std::vector<std::string> base_env;
   bool create_stream = false;
+  int stderr_fd = -1;  // the children's stderr; -1: the server's own
   // Threads that run posix_spawn: it returns only once the child has exec'd, and that
   // wait must not hold up the event loop. Null: spawn on the loop itself.
   asio::thread_pool* spawner = nullptr;

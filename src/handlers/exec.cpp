@@ -152,7 +152,7 @@ pid_t spawn_adopted(const exec_plan& plan, const std::vector<std::string>& env, 
     ec = std::make_error_code(std::errc::operation_canceled);
     return -1;
   }
-  const pid_t pid = spawn_child(plan.argv, env, in_fd, out_fd, ec);
+  const pid_t pid = spawn_child(plan.argv, env, in_fd, out_fd, plan.stderr_fd, ec);
   if (pid > 0) plan.children->adopt(pid);
   return pid;
 }

@@ -31,7 +31,7 @@ struct spawn_setup {
   posix_spawn_file_actions_t actions;
   bool ok = true;
 
-  spawn_setup(int in_fd, int out_fd) {
+  spawn_setup(int in_fd, int out_fd, int err_fd) {
     ::posix_spawnattr_init(&attr);
     ::posix_spawn_file_actions_init(&actions);
     sigset_t none;
@@ -42,6 +42,7 @@ struct spawn_setup {
          ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP) == 0 &&
          ::posix_spawn_file_actions_adddup2(&actions, in_fd, 0) == 0 &&
          ::posix_spawn_file_actions_adddup2(&actions, out_fd, 1) == 0 &&
+         (err_fd < 0 || ::posix_spawn_file_actions_adddup2(&actions, err_fd, 2) == 0) &&
          ::posix_spawn_file_actions_addclosefrom_np(&actions, 3) == 0;
   }
   ~spawn_setup() {
@@ -61,9 +62,9 @@ std::vector<char*> pointers(const std::vector<std::string>& strings) {
 }  // namespace
 
 pid_t spawn_child(const std::vector<std::string>& argv, const std::vector<std::string>& env,
-                  int in_fd, int out_fd, std::error_code& ec) noexcept {
+                  int in_fd, int out_fd, int err_fd, std::error_code& ec) noexcept {
   try {
-    spawn_setup setup(in_fd, out_fd);
+    spawn_setup setup(in_fd, out_fd, err_fd);
     if (!setup.ok) {
       ec = std::make_error_code(std::errc::invalid_argument);
       return -1;

@@ -15,6 +15,9 @@ struct handler_entry {
   // Starts serving c on c's thread. The handler calls c.close() when it is done; until then
   // it owns the connection's stream.
   void (*start)(connection& c);
+  // The accept loop takes the next connection only once this one has closed (--stdio:
+  // there is one terminal).
+  bool one_at_a_time = false;
 };
 
 std::span<const handler_entry> handler_table() noexcept;
@@ -28,5 +31,6 @@ void start_chargen(connection& c);
 void start_daytime(connection& c);
 void start_exec(connection& c);
 void start_user_function(connection& c);
+void start_stdio(connection& c);
 
 }  // namespace startup_server::detail

@@ -1,5 +1,7 @@
 // The accept loop, and what leads to it (resolving, binding) and follows it (admission).
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -37,7 +39,14 @@ bool resource_accept_error(const std::error_code& ec) {
 
 asio::awaitable<void> server_impl::accept_loop() {
   unsigned failures = 0;
+  const bool one_at_a_time = handler_for(options_.function).one_at_a_time;
   while (phase_.load() == lifecycle_phase::serving) {
+    // One at a time: the next client waits in the backlog until this one has gone.
+    while (one_at_a_time && active_.load() > 0 && phase_.load() == lifecycle_phase::serving) {
+      idle_timer_.expires_at(asio::steady_timer::time_point::max());
+      co_await idle_timer_.async_wait(as_tuple_awaitable);
+    }
+    if (phase_.load() != lifecycle_phase::serving) break;
     worker& w = *workers_[next_worker_];
     next_worker_ = (next_worker_ + 1) % workers_.size();
     auto ec_socket_result = co_await acceptor_.async_accept(w.context, accepted_peer_, as_tuple_awaitable);
@@ -54,6 +63,10 @@ asio::awaitable<void> server_impl::accept_loop() {
     }
     failures = 0;
     active_.fetch_add(1);
+    // A look at the accept queue now and then: a burst that overflows a small backlog is
+    // refused or delayed by the kernel, and nobody would know why.
+    ++accepted_;
+    if (!queue_warned_ && (accepted_ <= 8 || accepted_ % 8 == 0)) check_accept_queue();
     // Closed before the handler runs, so a second client is refused, never half-served.
     if (options_.once) request_stop(stop_request::once_served);
     if (&w == &control_) {
@@ -64,6 +77,18 @@ asio::awaitable<void> server_impl::accept_loop() {
       });
     }
   }
+}
+
+void server_impl::check_accept_queue() {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (::getsockopt(acceptor_.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return;
+  // On a listener, tcpi_unacked is the accept queue's length and tcpi_sacked its limit.
+  if (info.tcpi_sacked == 0 || info.tcpi_unacked < info.tcpi_sacked) return;
+  queue_warned_ = true;
+  tell(diagnostic{diagnostic::kind::warning,
+                  fmt::format("accept queue full (backlog {}): clients may be refused or delayed", info.tcpi_sacked),
+                  diagnostic::subject::accept_queue_full});
 }
 
 // Returns false when the server cannot go on accepting.
@@ -176,6 +201,14 @@ asio::awaitable<void> server_impl::run() {
     fail({startup_condition::phase::usage, std::make_error_code(std::errc::invalid_argument),
           fmt::format("backlog {} is not a positive number", options_.backlog)});
     co_return;
+  }
+  if (!options_.exec_stderr.empty()) {
+    exec_.stderr_fd = ::open(options_.exec_stderr.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    if (exec_.stderr_fd < 0) {
+      fail({startup_condition::phase::usage, std::error_code(errno, std::system_category()),
+            fmt::format("unable to open '{}' for the children's stderr", options_.exec_stderr)});
+      co_return;
+    }
   }
   if ((options_.function == handler::user) != static_cast<bool>(options_.serve)) {
     fail({startup_condition::phase::usage, std::make_error_code(std::errc::invalid_argument),

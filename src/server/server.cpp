@@ -104,7 +104,8 @@ server_impl::server_impl(server_options options)
       control_(*workers_.front()),
       acceptor_(control_.context),
       grace_timer_(control_.context),
-      pause_timer_(control_.context) {
+      pause_timer_(control_.context),
+      idle_timer_(control_.context) {
   if (options_.function == handler::exec) {
     exec_.argv = options_.exec_argv;
     exec_.base_env = environment_without_tcp();
@@ -117,6 +118,7 @@ server_impl::server_impl(server_options options)
 server_impl::~server_impl() {
   terminate(true);
   join();
+  if (exec_.stderr_fd >= 0) ::close(exec_.stderr_fd);
   // Only after the backstop can connections remain; their pending handlers die with the
   // event loops and are never run, and their children were reaped by join().
   for (auto& w : workers_) {
@@ -167,7 +169,12 @@ void server_impl::closed(connection& c) noexcept {
 }
 
 void server_impl::connection_done() {
-  if (active_.fetch_sub(1) == 1) asio::post(control_.context, [this] { check_finished(); });
+  if (active_.fetch_sub(1) == 1) {
+    asio::post(control_.context, [this] {
+      idle_timer_.cancel();
+      check_finished();
+    });
+  }
 }
 
 // ---- The lifecycle (control_'s thread) ----
@@ -203,6 +210,7 @@ void server_impl::enter_draining(bool arm) {
   std::error_code ignored;
   acceptor_.close(ignored);
   pause_timer_.cancel();
+  idle_timer_.cancel();
   if (arm) arm_grace();
 }
 
@@ -254,6 +262,7 @@ void server_impl::finish() {
   acceptor_.close(ignored);
   grace_timer_.cancel();
   pause_timer_.cancel();
+  idle_timer_.cancel();
   children_.signal_all(SIGKILL);
   bool failed;
   {
@@ -290,12 +299,20 @@ void server_impl::fail(startup_condition condition) {
 
 // ---- User callbacks: called from here only, outside every lock, exceptions caught ----
 
-void server_impl::tell(diagnostic::kind what, const std::string& message) noexcept {
+void server_impl::tell(const diagnostic& d) noexcept {
   if (!options_.diagnostics) return;
   try {
-    options_.diagnostics(diagnostic{what, message});
+    options_.diagnostics(d);
   } catch (...) {
     // Nowhere left to report it.
+  }
+}
+
+void server_impl::tell(diagnostic::kind what, const std::string& message) noexcept {
+  try {
+    tell(diagnostic{what, message});
+  } catch (...) {
+    // Out of memory for the message.
   }
 }
 

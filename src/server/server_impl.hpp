@@ -57,6 +57,7 @@ class server_impl final : public connection_owner {
   asio::awaitable<void> accept_loop();
   asio::awaitable<bool> recover_from_accept_error(std::error_code ec, unsigned& failures);
   asio::awaitable<bool> reopen_listener();
+  void check_accept_queue();
   void start_connection(worker& w, tcp::socket socket, const tcp::endpoint& peer);
   asio::awaitable<void> admit_then_serve(connection& c);
   void begin_serving(connection& c);
@@ -85,6 +86,7 @@ class server_impl final : public connection_owner {
   // User callbacks, each called from here: outside every lock, exceptions caught.
   void announce(announce_event::kind what, const std::string& message = {});
   void tell(diagnostic::kind what, const std::string& message) noexcept;
+  void tell(const diagnostic& d) noexcept;
   void log_open(connection& c);
   void log_close(connection& c) noexcept;
 
@@ -100,12 +102,15 @@ class server_impl final : public connection_owner {
   tcp::acceptor acceptor_;
   asio::steady_timer grace_timer_;
   asio::steady_timer pause_timer_;
+  asio::steady_timer idle_timer_;  // one-at-a-time handlers: wakes the accept loop when none is left
 
   mutable std::mutex mutex_;  // guards what other threads read: bound_, startup_, final_
   bind_candidate bound_;      // the listener's address, with the port the system chose
   // Control state of the accept loop: where the next accepted peer is written, and the
   // listener's endpoint when it is a specific address (then every connection's local end).
   tcp::endpoint accepted_peer_;
+  std::uint64_t accepted_ = 0;
+  bool queue_warned_ = false;
   std::optional<tcp::endpoint> specific_local_;
   std::condition_variable started_cv_;
   bool startup_done_ = false;
