@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace startup_server {
 
@@ -18,9 +19,10 @@ struct announce_event {
   std::string message;     // kind::error only: what failed, with the system's reason
 };
 
-// One line of the connection log: emitted when a connection opens and when it closes.
+// One line of the connection log: emitted when a connection opens and when it closes, or
+// once, when it is refused before it was served (denied, over a limit).
 struct connection_record {
-  enum class kind { open, close };
+  enum class kind { open, close, refused };
   kind what = kind::open;
   std::uint64_t id = 0;  // per-server sequence number, from 1
   std::string peer_address;
@@ -38,6 +40,14 @@ struct connection_record {
   // kind::close only: why the server ended the connection itself, empty when it ran its
   // course ("refused: pipe2: Too many open files", "cut: the server stopped").
   std::string reason;
+};
+
+// Bytes of one connection as they pass (the traffic trace).
+struct traffic_record {
+  enum class direction { in, out };  // in: from the client; out: to the client
+  std::uint64_t id = 0;               // the connection's id, as in the connection log
+  direction way = direction::in;
+  std::string_view bytes;             // valid during the call only
 };
 
 // Something the server has to say that is not an event of its own: a warning (an accept

@@ -108,6 +108,36 @@ struct server_options {
   // Threads serving connections (each with its own event loop). 0 means one per core.
   unsigned threads = 1;
 
+  // ---- Guarding: limits, access control, timeouts, privileges ----
+
+  // Connections served at once (for exec, children running). At the limit the server stops
+  // accepting until one closes: clients wait in the listen backlog, none is dropped.
+  // Unset: 100 for exec, stdio and user functions (a process or a thread each), no limit
+  // but the descriptors for the other handlers; 0: no limit.
+  std::optional<unsigned> max_connections;
+  // Connections at once from one peer address; a new one over it is closed at once and
+  // logged as refused ("max-per-ip"). 0: no limit.
+  unsigned max_per_ip = 0;
+  // Address rules, "ADDR" or "ADDR/PREFIX", IPv4 or IPv6; an IPv4-mapped peer matches IPv4
+  // rules. A peer that matches a deny rule is refused ("denied"); with any allow rule, so is
+  // a peer that matches none. Deny wins. A refused peer never reaches a handler or a child.
+  std::vector<std::string> allow;
+  std::vector<std::string> deny;
+  // A connection with no traffic either way for this long is closed ("idle"). 0: never.
+  // The server sees the traffic of the built-in handlers and --create-stream relays only:
+  // raw-socket exec, stdio and user functions are not timed.
+  std::chrono::milliseconds idle_timeout{0};
+  // When started as root: the user, or "user:group", to run as once the listener is
+  // bound and before any connection is served (group: the user's, or the one given;
+  // supplementary groups: the user's). A drop that fails is a startup failure. Empty: stay.
+  std::string user;
+  // Told of each connection's bytes as they pass, both ways (what the handler reads and
+  // writes; raw-socket exec, stdio and user functions are not traced). Threads: the
+  // connection's thread, several at once with threads > 1; no lock of the server's is
+  // held; must not block for long. An exception it throws is reported to diagnostics.
+  // Default: none.
+  std::function<void(const traffic_record&)> trace;
+
   // Told when each connection opens and closes. Threads: called on the thread that serves
   // the connection, so with threads > 1 calls for different connections run at once; no
   // lock of the server's is held. It holds up every connection on that thread while it

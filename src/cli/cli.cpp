@@ -16,7 +16,9 @@
 
 #include "cli/announce_format.hpp"
 #include "cli/log_format.hpp"
+#include "core/cidr.hpp"
 #include "core/digits.hpp"
+#include "core/privileges.hpp"
 #include "core/resolve.hpp"
 #include "cli/help.hpp"
 #include "cli/usage.hpp"
@@ -36,6 +38,9 @@ struct raw_args {
   bool nodelay = false, no_nodelay = false, keepalive = false, no_keepalive = false, reuseport = false;
   std::string process_name;
   bool announce_listed = false;  // --announce is taken off by the scan; listed for --help only
+  bool trace_listed = false;     // so is -x/--trace
+  std::string max_connections, max_per_ip, idle_timeout, user;
+  std::vector<std::string> allow, deny;
   std::string announce_format;
   std::string child_stderr;
   bool wait = false, create_stream = false;
@@ -95,6 +100,22 @@ void build_app(CLI::App& app, raw_args& r) {
   app.add_option("--threads", r.threads, "Threads serving connections; 0 = one per core (default 1)")
       ->type_name("N")->group(k);
 
+  const char* gd = "Guarding";
+  app.add_option("--max-connections", r.max_connections,
+                 "Connections at once; at the limit the next clients wait in the backlog (default 100 for "
+                 "--exec, --sh-exec and --stdio, else none; 0: none)")
+      ->type_name("N")->group(gd);
+  app.add_option("--max-per-ip", r.max_per_ip, "Connections at once from one address; more are refused (default: none)")
+      ->type_name("N")->group(gd);
+  app.add_option("--allow", r.allow, "Serve only peers in ADDR[/PREFIX] (repeatable; IPv4 or IPv6)")
+      ->type_name("CIDR")->group(gd);
+  app.add_option("--deny", r.deny, "Refuse peers in ADDR[/PREFIX] (repeatable; deny wins over allow)")
+      ->type_name("CIDR")->group(gd);
+  app.add_option("--idle-timeout", r.idle_timeout, "Close a connection with no traffic either way for SECONDS")
+      ->type_name("SECONDS")->group(gd);
+  app.add_option("--user", r.user, "As root: run as USER (and GROUP) once the port is bound")
+      ->type_name("USER[:GROUP]")->group(gd);
+
   const char* l = "Lifecycle";
   app.add_flag("--wait", r.wait, "Return once listening, leaving the server in the background; print its PID")
       ->group(l);
@@ -121,6 +142,11 @@ void build_app(CLI::App& app, raw_args& r) {
       ->type_name("FILE")->group(o);
   app.add_option("--log-format", r.log_format, "Connection log format: text (default) or json")
       ->type_name("text|json")->group(o);
+  // Its format comes only after '=' (--trace=hex): the scan takes it off before parsing.
+  app.add_flag("-x,--trace", r.trace_listed,
+               "Show each connection's traffic, both ways, on stderr or the --log file: text (the default) "
+               "or hex")
+      ->group(o);
 }
 
 // Splits off "--exec PROG ARG..." (everything after it belongs to the child). A word that
@@ -258,6 +284,41 @@ void map_binding(config& c, const raw_args& r, const CLI::App& app, const scanne
   o.reuseport = r.reuseport;
 }
 
+void map_guarding(config& c, const raw_args& r, const CLI::App& app) {
+  auto& o = c.options;
+  if (app.count("--max-connections")) {
+    auto n = detail::parse_number<unsigned>(r.max_connections);
+    if (!n) refuse("--max-connections", fmt::format("'{}' is not a number (0 for no limit)", r.max_connections));
+    o.max_connections = *n;
+  }
+  if (app.count("--max-per-ip")) {
+    auto n = detail::parse_number<unsigned>(r.max_per_ip);
+    if (!n || *n == 0) refuse("--max-per-ip", fmt::format("'{}' is not a positive number", r.max_per_ip));
+    o.max_per_ip = *n;
+  }
+  for (const auto* rules : {&r.allow, &r.deny}) {
+    for (const auto& text : *rules) {
+      std::string problem;
+      if (!detail::parse_cidr(text, problem)) refuse(rules == &r.allow ? "--allow" : "--deny", problem);
+    }
+  }
+  o.allow = r.allow;
+  o.deny = r.deny;
+  if (app.count("--idle-timeout")) {
+    char* end = nullptr;
+    const double s = std::strtod(r.idle_timeout.c_str(), &end);
+    if (r.idle_timeout.empty() || end != r.idle_timeout.c_str() + r.idle_timeout.size() || !std::isfinite(s) || s <= 0 ||
+        s > 86400 * 365)
+      refuse("--idle-timeout", fmt::format("'{}' is not a positive number of seconds", r.idle_timeout));
+    o.idle_timeout = std::chrono::milliseconds(std::max<long long>(1, std::llround(s * 1000)));
+  }
+  if (app.count("--user")) {
+    std::string problem;
+    if (!detail::look_up_user(r.user, problem)) refuse("--user", problem);
+    o.user = r.user;
+  }
+}
+
 void map_lifecycle(config& c, const raw_args& r) {
   auto& o = c.options;
   c.background = r.wait;
@@ -308,6 +369,13 @@ void map_output(config& c, const raw_args& r, const CLI::App& app, const scanned
   // With --wait the server's stderr is /dev/null: a log there would go nowhere.
   if (r.wait && r.verbose && !app.count("--log"))
     refuse("--verbose", "with --wait the server's stderr is /dev/null; add --log FILE");
+  if (words.trace) {
+    if (*words.trace != "text" && *words.trace != "hex")
+      refuse("--trace", fmt::format("'{}' is not one of text, hex", *words.trace));
+    if (r.wait && !app.count("--log")) refuse("--trace", "with --wait the server's stderr is /dev/null; add --log FILE");
+    c.trace = *words.trace;
+    if (c.log.destination.empty()) c.log.destination = "stderr";
+  }
   if (app.count("--child-stderr")) {
     if (r.child_stderr.empty()) refuse("--child-stderr", "needs a file name");
     if (o.function != handler::exec) refuse("--child-stderr", "needs --exec or --sh-exec");
@@ -387,6 +455,7 @@ config parse_command_line(const std::vector<std::string>& args) {
   map_exec(c, r, app, std::move(exec_argv), has_exec);
   map_binding(c, r, app, words);
   map_lifecycle(c, r);
+  map_guarding(c, r, app);
   map_output(c, r, app, words);
   return c;
 }

@@ -29,6 +29,7 @@ struct config {
   bool help = false;
   bool version = false;
   std::vector<std::string> warnings;  // said on stderr before starting (one line each)
+  std::string trace;                  // -x/--trace: "text" or "hex"; empty: no trace
 };
 
 // Parses argv (without the program name). Throws usage_error; never binds or spawns.

@@ -41,6 +41,7 @@ std::string left_column(const CLI::Option& o) {
   for (const auto& s : o.get_snames()) names += "-" + s + ",";
   for (const auto& l : o.get_lnames()) names += "--" + l;
   if (names == "--announce") return "  --announce[=DEST]";
+  if (names == "-x,--trace") return "  -x,--trace[=text|hex]";
   if (o.get_items_expected_max() > 0) names += " " + o.get_type_name();
   return "  " + names;
 }

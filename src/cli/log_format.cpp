@@ -15,17 +15,19 @@ std::string optional_count(const std::optional<std::uint64_t>& v) { return v ? s
 
 std::string format_connection_record(const connection_record& r, const std::string& name, bool json) {
   const bool open = r.what == connection_record::kind::open;
+  const bool refused = r.what == connection_record::kind::refused;
+  const char* event = open ? "open" : refused ? "refused" : "close";
   const double seconds = std::chrono::duration<double>(r.duration).count();
   if (json) {
     json_object line;
-    line.string("event", open ? "open" : "close")
+    line.string("event", event)
         .number("id", static_cast<std::int64_t>(r.id))
         .string("name", name)
         .string("peer_address", r.peer_address)
         .number("peer_port", std::int64_t{r.peer_port})
         .string("local_address", r.local_address)
         .number("local_port", std::int64_t{r.local_port});
-    if (!open) {
+    if (!open && !refused) {
       if (r.bytes_in) line.number("bytes_in", static_cast<std::int64_t>(*r.bytes_in));
       else line.null("bytes_in");
       if (r.bytes_out) line.number("bytes_out", static_cast<std::int64_t>(*r.bytes_out));
@@ -38,10 +40,10 @@ std::string format_connection_record(const connection_record& r, const std::stri
     if (!r.reason.empty()) line.string("reason", r.reason);
     return line.str();
   }
-  std::string line = fmt::format("startup-server: {}: #{} {} {} -> {}", name, r.id, open ? "open" : "close",
+  std::string line = fmt::format("startup-server: {}: #{} {} {} -> {}", name, r.id, event,
                                  endpoint_text(r.peer_address, r.peer_port),
                                  endpoint_text(r.local_address, r.local_port));
-  if (!open) {
+  if (!open && !refused) {
     line += fmt::format(" in={} out={} duration={:.3f}s", optional_count(r.bytes_in),
                         optional_count(r.bytes_out), seconds);
   }

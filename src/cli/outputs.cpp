@@ -8,6 +8,7 @@
 #include "cli/announce_format.hpp"
 #include "cli/json.hpp"
 #include "cli/log_format.hpp"
+#include "cli/trace_format.hpp"
 
 namespace startup_server::cli {
 
@@ -66,6 +67,13 @@ bool outputs::wire(config& c, const std::string& name) {
     c.options.connection_log = [log, json, name](const connection_record& r) {
       log->write_line(detail::format_connection_record(r, name, json));
     };
+    if (!c.trace.empty()) {
+      c.options.trace = [log, hex = c.trace == "hex", name](const traffic_record& r) {
+        std::vector<std::string> lines;
+        detail::format_traffic(r, name, hex, lines);
+        for (const auto& line : lines) log->write_line(line);
+      };
+    }
   }
   return true;
 }

@@ -96,6 +96,7 @@ std::string canonical(const CLI::Option* o) {
 
 bool is_flag_word(const CLI::App& app, const std::string& word) {
   return word == "--exec" || word.rfind("--exec=", 0) == 0 || word.rfind("--announce", 0) == 0 ||
+         word.rfind("--trace", 0) == 0 ||
          option_named(app, word) != nullptr;
 }
 
@@ -138,6 +139,10 @@ scanned_words scan_words(const CLI::App& app, const std::vector<std::string>& wo
       if (dest == "json" || dest == "text")
         throw usage_error(fmt::format("--announce={0}: did you mean --announce-format={0}?", dest));
       out.announce = dest == "-" ? "stdout" : dest;
+      continue;
+    }
+    if (w == "-x" || w == "--trace" || w.rfind("--trace=", 0) == 0) {
+      out.trace = w.size() > 8 ? w.substr(8) : std::string("text");
       continue;
     }
     if (w.size() < 2 || w[0] != '-') {

@@ -16,6 +16,7 @@ struct scanned_words {
   std::vector<std::string> options;     // what the parser is to parse, in the order typed
   std::optional<std::string> port;      // `startup-server 7000`: the first positional word
   std::optional<std::string> announce;  // "stdout" for --announce, DEST for --announce=DEST
+  std::optional<std::string> trace;     // "text" for -x/--trace, FMT for --trace=FMT
 };
 
 // Sorts the words (without --exec and what follows it). Throws usage_error, one line:

@@ -83,6 +83,8 @@ struct connection {
   bool bytes_known = true;  // false once the socket itself went to a child
   bool spawning = false;    // a spawner thread is handing this socket to a child right now
   bool cut = false;         // the server has closed it (stop): no lingering, no new child
+  bool admitted = false;    // the admission chain let it in (its steps release it at close)
+  std::uint64_t id = 0;     // per-server sequence number, from 1, as in the log and the trace
 
   // Worker registry links (intrusive, so registering allocates nothing).
   connection* prev = nullptr;

@@ -14,8 +14,12 @@
 
 #include "core/errors.hpp"
 #include "core/listener.hpp"
+#include "core/privileges.hpp"
 #include "handlers/table.hpp"
 #include "server/fault_hooks.hpp"
+#include "server/guards.hpp"
+#include "stream/idle_timer.hpp"
+#include "stream/trace.hpp"
 #include "server/server_impl.hpp"
 
 namespace startup_server::detail {
@@ -39,10 +43,10 @@ bool resource_accept_error(const std::error_code& ec) {
 
 asio::awaitable<void> server_impl::accept_loop() {
   unsigned failures = 0;
-  const bool one_at_a_time = handler_for(options_.function).one_at_a_time;
   while (phase_.load() == lifecycle_phase::serving) {
-    // One at a time: the next client waits in the backlog until this one has gone.
-    while (one_at_a_time && active_.load() > 0 && phase_.load() == lifecycle_phase::serving) {
+    // At the limit (one at a time, for --stdio): the next client waits in the backlog until
+    // one has gone.
+    while (capacity_ && active_.load() >= capacity_ && phase_.load() == lifecycle_phase::serving) {
       idle_timer_.expires_at(asio::steady_timer::time_point::max());
       co_await idle_timer_.async_wait(as_tuple_awaitable);
     }
@@ -156,6 +160,7 @@ void server_impl::start_connection(worker& w, tcp::socket socket, const tcp::end
   }
   connection& c = *owned.release();  // from here on, freed by closed()
   w.add(c);
+  c.id = next_id_.fetch_add(1) + 1;
   tcp::socket& s = *c.plain.plain_socket();
   std::error_code ignored;
   s.non_blocking(true, ignored);  // writes are tried at once, reads before waiting
@@ -167,6 +172,7 @@ void server_impl::start_connection(worker& w, tcp::socket socket, const tcp::end
     who.local = *specific_local_;
     who.local_known = true;
   }
+  decorate(c);
   if (admission_.empty()) return begin_serving(c);
   asio::co_spawn(w.context, admit_then_serve(c), [this, &c](std::exception_ptr e) {
     if (!e) return;
@@ -177,10 +183,64 @@ void server_impl::start_connection(worker& w, tcp::socket socket, const tcp::end
 
 asio::awaitable<void> server_impl::admit_then_serve(connection& c) {
   const admission_verdict verdict = co_await run_admission(admission_, c);
-  if (verdict.admitted) co_return begin_serving(c);
-  if (options_.connection_log) log_open(c);
-  c.set_reason("refused: " + verdict.reason);
+  if (verdict.admitted) {
+    c.admitted = true;
+    co_return begin_serving(c);
+  }
+  // One line for a refusal; the peer never reaches a handler or a child.
+  log_refused(c, verdict.reason);
   c.close();
+}
+
+// The decorators the options ask for, over the plain stream: the trace sees the bytes as
+// the handler does, and the idle timer sees every byte either way. Handlers whose bytes
+// the server never sees (raw-socket exec, stdio, user functions) keep the plain socket.
+void server_impl::decorate(connection& c) {
+  const bool sees_bytes = (options_.function != handler::exec || options_.create_stream) &&
+                          options_.function != handler::user && options_.function != handler::stdio;
+  if (!sees_bytes || (!options_.trace && options_.idle_timeout <= std::chrono::milliseconds(0))) return;
+  std::unique_ptr<byte_stream> stream;
+  if (options_.trace) {
+    stream = std::make_unique<trace>(c.plain, c.id, [this](const traffic_record& r) {
+      try {
+        options_.trace(r);
+      } catch (...) {
+        warn("trace callback: " + exception_text(std::current_exception()));
+      }
+    });
+  }
+  if (options_.idle_timeout > std::chrono::milliseconds(0)) {
+    auto on_idle = [&c] { c.set_reason("idle"); };
+    if (stream) stream = std::make_unique<idle_timer>(std::move(stream), c.home->context.get_executor(), options_.idle_timeout, on_idle);
+    else stream = std::make_unique<idle_timer>(c.plain, c.home->context.get_executor(), options_.idle_timeout, on_idle);
+  }
+  c.decorated = std::move(stream);
+}
+
+// Address rules, the per-peer limit and the connection limit, from the options.
+bool server_impl::build_guards(startup_condition& condition) {
+  std::vector<cidr> allow, deny;
+  for (auto* rules : {&options_.allow, &options_.deny}) {
+    for (const auto& text : *rules) {
+      std::string problem;
+      auto rule = parse_cidr(text, problem);
+      if (!rule) {
+        condition = {startup_condition::phase::usage, std::make_error_code(std::errc::invalid_argument),
+                     fmt::format("{} rule {}", rules == &options_.allow ? "allow" : "deny", problem)};
+        return false;
+      }
+      (rules == &options_.allow ? allow : deny).push_back(*rule);
+    }
+  }
+  admission_chain guards;
+  if (!allow.empty() || !deny.empty()) guards.push_back(std::make_shared<address_rules>(std::move(allow), std::move(deny)));
+  if (options_.max_per_ip) guards.push_back(std::make_shared<per_peer_limit>(options_.max_per_ip));
+  admission_.insert(admission_.begin(), guards.begin(), guards.end());
+  const bool costly = options_.function == handler::exec || options_.function == handler::user ||
+                      options_.function == handler::stdio;
+  capacity_ = options_.max_connections.value_or(costly ? 100 : 0);
+  if (handler_for(options_.function).one_at_a_time) capacity_ = 1;
+  return true;
 }
 
 // Admitted: log the open record (with the identity admission left) and start the handler.
@@ -229,8 +289,27 @@ asio::awaitable<void> server_impl::run() {
     co_return;
   }
   startup_condition condition;
+  if (!build_guards(condition)) {
+    fail(condition);
+    co_return;
+  }
+  std::optional<run_as> who;
+  if (!options_.user.empty()) {
+    std::string problem;
+    who = look_up_user(options_.user, problem);
+    if (!who) {
+      fail({startup_condition::phase::usage, std::make_error_code(std::errc::invalid_argument),
+            fmt::format("user '{}': {}", options_.user, problem)});
+      co_return;
+    }
+  }
   if (!listen_on(candidates, condition)) {
     fail(condition);
+    co_return;
+  }
+  // Bound (a port below 1024 needs root): now run as the user, before serving anyone.
+  if (who && !drop_privileges(*who, ec)) {
+    fail({startup_condition::phase::runtime, ec, fmt::format("unable to run as user '{}'", options_.user)});
     co_return;
   }
   phase_ = lifecycle_phase::serving;

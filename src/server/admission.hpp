@@ -13,7 +13,7 @@ namespace startup_server::detail {
 // What a step decided.
 struct admission_verdict {
   bool admitted = true;
-  std::string reason;  // why not, for the connection log ("refused: <reason>")
+  std::string reason;  // why not, as the connection log says it ("denied", "refused: max-per-ip")
 };
 
 // One step: connection limits, allow/deny rules and the PROXY protocol are steps. It runs on
@@ -25,11 +25,17 @@ class admission_step {
  public:
   virtual ~admission_step() = default;
   virtual asio::awaitable<admission_verdict> admit(connection& c) = 0;
+  // c, which this step admitted, has closed (or a later step refused it): undo what
+  // admitting it counted. On c's thread.
+  virtual void release(connection&) noexcept {}
 };
 
 using admission_chain = std::vector<std::shared_ptr<admission_step>>;
 
-// Runs the steps in order; the first refusal ends it.
+// Runs the steps in order; the first refusal ends it, and the steps that had admitted c
+// release it.
 asio::awaitable<admission_verdict> run_admission(const admission_chain& chain, connection& c);
+// c has closed after being admitted: every step releases it.
+void release_admission(const admission_chain& chain, connection& c) noexcept;
 
 }  // namespace startup_server::detail

@@ -162,6 +162,7 @@ startup_condition server_impl::start(server& facade) {
 }
 
 void server_impl::closed(connection& c) noexcept {
+  if (c.admitted) release_admission(admission_, c);
   if (c.log) log_close(c);
   c.home->remove(c);
   delete &c;  // closes the socket
@@ -169,7 +170,8 @@ void server_impl::closed(connection& c) noexcept {
 }
 
 void server_impl::connection_done() {
-  if (active_.fetch_sub(1) == 1) {
+  const std::size_t before = active_.fetch_sub(1);
+  if (before == 1 || (capacity_ && before == capacity_)) {
     asio::post(control_.context, [this] {
       idle_timer_.cancel();
       check_finished();
@@ -350,7 +352,7 @@ void server_impl::log_open(connection& c) {
   c.log->since = std::chrono::steady_clock::now();
   connection_record& r = c.log->record;
   r.what = connection_record::kind::open;
-  r.id = next_id_.fetch_add(1) + 1;
+  r.id = c.id;
   peer_identity& who = c.identity();
   const tcp::endpoint& local = local_endpoint(who, c.plain.plain_socket());
   r.peer_address = numeric_host(who.remote.data());
@@ -374,6 +376,25 @@ void server_impl::log_close(connection& c) noexcept {
   r.duration = std::chrono::steady_clock::now() - c.log->since;
   if (c.state) c.state->describe(r);
   try {
+    options_.connection_log(r);
+  } catch (...) {
+    warn("connection_log callback: " + exception_text(std::current_exception()));
+  }
+}
+
+void server_impl::log_refused(connection& c, const std::string& reason) noexcept {
+  if (!options_.connection_log) return;
+  try {
+    connection_record r;
+    r.what = connection_record::kind::refused;
+    r.id = c.id;
+    peer_identity& who = c.identity();
+    const tcp::endpoint& local = local_endpoint(who, c.plain.plain_socket());
+    r.peer_address = numeric_host(who.remote.data());
+    r.peer_port = who.remote.port();
+    r.local_address = numeric_host(local.data());
+    r.local_port = local.port();
+    r.reason = reason;
     options_.connection_log(r);
   } catch (...) {
     warn("connection_log callback: " + exception_text(std::current_exception()));

@@ -89,6 +89,9 @@ class server_impl final : public connection_owner {
   void tell(const diagnostic& d) noexcept;
   void log_open(connection& c);
   void log_close(connection& c) noexcept;
+  void log_refused(connection& c, const std::string& reason) noexcept;
+  void decorate(connection& c);
+  bool build_guards(startup_condition& condition);
 
   server_options options_;
   std::string name_;
@@ -110,6 +113,7 @@ class server_impl final : public connection_owner {
   // listener's endpoint when it is a specific address (then every connection's local end).
   tcp::endpoint accepted_peer_;
   std::uint64_t accepted_ = 0;
+  unsigned capacity_ = 0;  // connections at once before accepting pauses; 0: no limit
   bool queue_warned_ = false;
   std::optional<tcp::endpoint> specific_local_;
   std::condition_variable started_cv_;
