@@ -123,7 +123,7 @@ TEST_CASE("docs: --help lists the options the documentation is checked against",
   CHECK(help.long_options.size() >= 30);
   CHECK(help.long_options.count("--exec") == 1);
   CHECK(help.long_options.count("--log-format") == 1);
-  CHECK(help.short_options == std::set<std::string>{"-a", "-b", "-h", "-p", "-s", "-V", "-v"});
+  CHECK(help.short_options == std::set<std::string>{"-a", "-b", "-h", "-p", "-s", "-V", "-v", "-x"});
 }
 
 TEST_CASE("docs: every long option in --help is in the man page", "[docs]") {
