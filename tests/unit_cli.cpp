@@ -239,7 +239,11 @@ TEST_CASE("cli: --announce takes its destination after '=' only", "[cli][shell]"
   CHECK(parse({"--announce", "7000"}).options.service == "7000");  // the word after is the port
   CHECK(refusal({"--announce=json"}) == "--announce=json: did you mean --announce-format=json?");
   CHECK(refusal({"--announce=text"}).find("--announce-format=text") != std::string::npos);
-  CHECK(refusal({"--announce", "out.txt"}).find("--announce=out.txt") != std::string::npos);
+  // A word that can only be a destination is taken as one; one that could be a service is refused.
+  CHECK(parse({"--announce", "out.txt"}).announce.destination == "out.txt");
+  CHECK(parse({"--announce", "stderr"}).announce.destination == "stderr");
+  CHECK(parse({"--announce", "/tmp/port"}).announce.destination == "/tmp/port");
+  CHECK(refusal({"--announce", "portfile"}).find("--announce=portfile") != std::string::npos);
 }
 
 TEST_CASE("cli: startup-server's own flags after --exec PROG are the program's, with a warning", "[cli][shell]") {

@@ -146,6 +146,13 @@ scanned_words scan_words(const CLI::App& app, const std::vector<std::string>& wo
       continue;
     }
     if (w.size() < 2 || w[0] != '-') {
+      // After a bare --announce, a word that can only be a destination is taken as one
+      // (--announce stderr, --announce ./port.txt); a port or service name is the port.
+      if (follows_announce && (w == "stdout" || w == "stderr" || w == "-" ||
+                               w.find_first_of("./") != std::string::npos)) {
+        out.announce = w == "-" ? "stdout" : w;
+        continue;
+      }
       if (follows_announce && !detail::all_digits(w)) word_after_announce = w;
       positionals.push_back(w);
       continue;
