@@ -21,8 +21,10 @@ _startup_server()
         prev=${COMP_WORDS[cword - 1]}
         if [[ $cur == = ]]; then
             cur=""
+            split=true
         elif [[ $prev == = && $cword -ge 2 ]]; then
             prev=${COMP_WORDS[cword - 2]}
+            split=true
         fi
     fi
 
@@ -73,9 +75,10 @@ _startup_server()
             return
             ;;
         --announce)
-            # The value is optional: offer destinations unless an option is being typed.
-            if [[ $cur != -* ]]; then
-                COMPREPLY=($(compgen -W "stdout stderr" -- "$cur"))
+            # The destination comes only after '=' (--announce=FILE): a word after a
+            # bare --announce is the port, or another flag.
+            if $split; then
+                COMPREPLY=($(compgen -W "- stdout stderr" -- "$cur"))
                 if declare -F _filedir >/dev/null; then
                     _filedir
                 else
@@ -84,7 +87,7 @@ _startup_server()
                 return
             fi
             ;;
-        --log)
+        --log | --child-stderr)
             if declare -F _filedir >/dev/null; then
                 _filedir
             else
@@ -104,13 +107,16 @@ _startup_server()
     $split && return
 
     local opts="-h --help -V --version
-        --echo --talk --discard --chargen --daytime --exec --sh-exec
+        --echo --talk --discard --chargen --daytime --stdio --exec --sh-exec
         -s --service -p --local-port -a --local-address --address --ipv6
         -b --backlog --reuseport
-        --nodelay --no-nodelay --keepalive --no-keepalive --create-stream --threads
+        --nodelay --no-nodelay --keepalive --no-keepalive --create-stream --child-stderr
+        --threads
         --wait --once --grace --error --no-error --process-name
-        --announce --announce-format -v --verbose --log --log-format"
+        --announce --announce= --announce-format -v --verbose --log --log-format"
     COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+    # --announce= goes on with its destination, not a space.
+    [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == *= ]] && compopt -o nospace 2>/dev/null
 } &&
     complete -F _startup_server startup-server
 

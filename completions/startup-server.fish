@@ -29,6 +29,13 @@ function __startup_server_services
     test -r /etc/services; and string match -r -- '^[^#\s]+(?=\s+\d+/tcp)' </etc/services
 end
 
+# --announce=DEST: the destination comes only after '=', so complete the whole word.
+function __startup_server_announce_destinations
+    set -l dest (string replace -- '--announce=' '' (commandline -ct))
+    printf '%s\t%s\n' --announce=- 'Standard output' --announce=stdout 'Standard output (the default)' --announce=stderr 'Standard error'
+    printf '%s\n' --announce=(__fish_complete_path $dest)
+end
+
 # Local addresses and the usual wildcard and loopback ones.
 function __startup_server_addresses
     printf '%s\n' 127.0.0.1 ::1 0.0.0.0 :: localhost
@@ -38,7 +45,7 @@ function __startup_server_addresses
 end
 
 set -l opt 'not __startup_server_in_exec'
-set -l handler_chosen '__fish_seen_argument -l echo -l talk -l discard -l chargen -l daytime -l exec -l sh-exec'
+set -l handler_chosen '__fish_seen_argument -l echo -l talk -l discard -l chargen -l daytime -l stdio -l exec -l sh-exec'
 
 complete -c startup-server -f
 complete -c startup-server -n '__startup_server_in_exec' -x -a '(__startup_server_exec_command)'
@@ -52,6 +59,7 @@ complete -c startup-server -n "$opt; and not $handler_chosen" -l talk -d "Answer
 complete -c startup-server -n "$opt; and not $handler_chosen" -l discard -d 'Read and drop everything (RFC 863)'
 complete -c startup-server -n "$opt; and not $handler_chosen" -l chargen -d 'Send rotating character lines (RFC 864)'
 complete -c startup-server -n "$opt; and not $handler_chosen" -l daytime -d 'Send the date and time, then close (RFC 867)'
+complete -c startup-server -n "$opt; and not $handler_chosen" -l stdio -d 'Join one connection at a time to this terminal: client to stdout, stdin to client'
 complete -c startup-server -n "$opt; and not $handler_chosen" -l exec -x -a '(__fish_complete_command)' -d 'Run PROG with ARGs per connection; takes the rest of the line'
 complete -c startup-server -n "$opt; and not $handler_chosen" -l sh-exec -x -d 'Run /bin/sh -c STRING per connection'
 
@@ -70,6 +78,7 @@ complete -c startup-server -n $opt -l no-nodelay -d "Leave Nagle's algorithm on"
 complete -c startup-server -n $opt -l keepalive -d 'Set SO_KEEPALIVE on accepted sockets'
 complete -c startup-server -n $opt -l no-keepalive -d 'Leave SO_KEEPALIVE off (the default)'
 complete -c startup-server -n $opt -l create-stream -d "With --exec/--sh-exec: relay the child's stdin/stdout through pipes"
+complete -c startup-server -n $opt -l child-stderr -r -F -d "Append exec children's stderr to FILE"
 complete -c startup-server -n $opt -l threads -x -a '0\t"One per core" 1\tDefault 2 4' -d 'Threads serving connections'
 
 # Lifecycle
@@ -81,7 +90,8 @@ complete -c startup-server -n $opt -l no-error -d 'Only announce fatal errors; e
 complete -c startup-server -n $opt -l process-name -x -d 'Name in messages and of the process'
 
 # Announce and log
-complete -c startup-server -n $opt -l announce -r -F -a 'stdout stderr' -d 'Announce listening/error/terminated to stdout (default), stderr or FILE'
+complete -c startup-server -n $opt -l announce -d 'Announce listening/error/terminated to stdout (default); --announce=stderr or =FILE'
+complete -c startup-server -n "$opt; and string match -q -- '--announce=*' (commandline -ct)" -x -a '(__startup_server_announce_destinations)'
 complete -c startup-server -n $opt -l announce-format -x -a 'text\t"listening on ADDRESS:PORT (default)" json\t"One JSON object per line" {port}\t"Template: the port alone"' -d 'text, json, or a {field} template'
 complete -c startup-server -n $opt -s v -l verbose -d 'Log each connection opened and closed to stderr'
 complete -c startup-server -n $opt -l log -r -F -d 'Write the connection log to FILE instead of stderr'
