@@ -43,6 +43,17 @@ _startup_server()
         fi
     done
 
+    # --user USER:GROUP: ':' breaks words, so GROUP comes after the words USER and ':'.
+    local colon=$((cword - 1))
+    [[ $cur == : ]] && colon=$cword
+    if ((colon >= 2)) && [[ ${words[colon]} == : ]] &&
+        [[ ${words[colon - 2]} == --user || ${words[colon - 1]} == --user=* ||
+            (${words[colon - 2]} == = && ${words[colon - 3]} == --user) ]]; then
+        [[ $cur == : ]] && cur=""
+        COMPREPLY=($(compgen -g -- "$cur"))
+        return
+    fi
+
     case $prev in
         --exec)
             COMPREPLY=($(compgen -c -- "$cur"))
@@ -99,7 +110,31 @@ _startup_server()
             COMPREPLY=($(compgen -W "0 1 2 4" -- "$cur"))
             return
             ;;
-        --sh-exec | --grace | --process-name)
+        --max-connections)
+            COMPREPLY=($(compgen -W "0 1 10 100" -- "$cur"))
+            return
+            ;;
+        --max-per-ip)
+            COMPREPLY=($(compgen -W "1 2 4 10" -- "$cur"))
+            return
+            ;;
+        --allow | --deny)
+            COMPREPLY=($(compgen -W "127.0.0.1 127.0.0.0/8 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16" -- "$cur"))
+            return
+            ;;
+        --user)
+            COMPREPLY=($(compgen -u -- "$cur"))
+            return
+            ;;
+        --trace)
+            # The format comes only after '=' (--trace=hex): a word after a bare --trace
+            # is the port, or another flag.
+            if $split; then
+                COMPREPLY=($(compgen -W "text hex" -- "$cur"))
+                return
+            fi
+            ;;
+        --sh-exec | --grace | --process-name | --idle-timeout)
             return
             ;;
     esac
@@ -112,10 +147,12 @@ _startup_server()
         -b --backlog --reuseport
         --nodelay --no-nodelay --keepalive --no-keepalive --create-stream --child-stderr
         --threads
+        --max-connections --max-per-ip --allow --deny --idle-timeout --user
         --wait --once --grace --error --no-error --process-name
-        --announce --announce= --announce-format -v --verbose --log --log-format"
+        --announce --announce= --announce-format -v --verbose --log --log-format
+        -x --trace --trace="
     COMPREPLY=($(compgen -W "$opts" -- "$cur"))
-    # --announce= goes on with its destination, not a space.
+    # --announce= and --trace= go on with their value, not a space.
     [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == *= ]] && compopt -o nospace 2>/dev/null
 } &&
     complete -F _startup_server startup-server

@@ -36,6 +36,17 @@ function __startup_server_announce_destinations
     printf '%s\n' --announce=(__fish_complete_path $dest)
 end
 
+# --user USER[:GROUP]: user names, and after ':' the groups.
+function __startup_server_user_spec
+    set -l spec (string replace -- '--user=' '' (commandline -ct))
+    if string match -q -- '*:*' $spec
+        set -l user (string split -m1 -- : $spec)[1]
+        __fish_complete_groups | string replace -r -- '^' "$user:"
+    else
+        __fish_complete_users
+    end
+end
+
 # Local addresses and the usual wildcard and loopback ones.
 function __startup_server_addresses
     printf '%s\n' 127.0.0.1 ::1 0.0.0.0 :: localhost
@@ -81,6 +92,14 @@ complete -c startup-server -n $opt -l create-stream -d "With --exec/--sh-exec: r
 complete -c startup-server -n $opt -l child-stderr -r -F -d "Append exec children's stderr to FILE"
 complete -c startup-server -n $opt -l threads -x -a '0\t"One per core" 1\tDefault 2 4' -d 'Threads serving connections'
 
+# Guarding
+complete -c startup-server -n $opt -l max-connections -x -a '0\t"No limit" 1 10 100\t"Default for --exec and --sh-exec"' -d 'Connections at once; at the limit clients wait in the backlog'
+complete -c startup-server -n $opt -l max-per-ip -x -a '1 2 4 10' -d 'Connections at once from one address; more are refused'
+complete -c startup-server -n $opt -l allow -x -a '127.0.0.1 127.0.0.0/8 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 ::1' -d 'Serve only peers in ADDR[/PREFIX] (repeatable)'
+complete -c startup-server -n $opt -l deny -x -a '127.0.0.1 127.0.0.0/8 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 ::1' -d 'Refuse peers in ADDR[/PREFIX] (repeatable; deny wins)'
+complete -c startup-server -n $opt -l idle-timeout -x -d 'Close a connection with no traffic either way for SECONDS'
+complete -c startup-server -n $opt -l user -x -a '(__startup_server_user_spec)' -d 'As root: run as USER[:GROUP] once the port is bound'
+
 # Lifecycle
 complete -c startup-server -n $opt -l wait -d 'Return once listening, leaving the server in the background; print its PID'
 complete -c startup-server -n $opt -l once -d 'Serve one connection, then stop'
@@ -96,3 +115,5 @@ complete -c startup-server -n $opt -l announce-format -x -a 'text\t"listening on
 complete -c startup-server -n $opt -s v -l verbose -d 'Log each connection opened and closed to stderr'
 complete -c startup-server -n $opt -l log -r -F -d 'Write the connection log to FILE instead of stderr'
 complete -c startup-server -n $opt -l log-format -x -a 'text json' -d 'Connection log format'
+complete -c startup-server -n $opt -s x -l trace -d "Show each connection's traffic on stderr or the --log file; --trace=hex"
+complete -c startup-server -n "$opt; and string match -q -- '--trace=*' (commandline -ct)" -x -a '--trace=text\t"Escaped bytes, a line per chunk (default)" --trace=hex\t"A line per 16 bytes, as hexdump -C"'
