@@ -278,6 +278,7 @@ TEST_CASE("cli: addresses may be written in brackets", "[cli][shell]") {
 TEST_CASE("cli: --stdio is a handler, one of a kind", "[cli][shell]") {
   CHECK(parse({"--stdio"}).options.function == handler::stdio);
   CHECK(refusal({"--stdio", "--echo"}).find("--stdio") != std::string::npos);
+  CHECK(refusal({"--stdio", "--wait"}).find("--stdio") != std::string::npos);
 }
 
 TEST_CASE("cli: --help fits 80 columns, has no doubled blank lines and shows the seed's default name",

@@ -6,8 +6,28 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace startup_server {
+
+// One socket option as the kernel took it: what was asked and what getsockopt reads back
+// (Linux doubles SO_RCVBUF, clamps the MSS, ...).
+struct socket_option_report {
+  std::string name;       // "SO_RCVBUF", "TCP_MAXSEG", or the generic form as given
+  std::string requested;  // as given ("65536", "bbr", "0x0100")
+  std::string effective;  // as read back; "?" when it cannot be read back
+};
+
+// The kernel's TCP_INFO for one connection, taken just before it closed.
+struct tcp_info_snapshot {
+  std::uint32_t rtt_us = 0, rttvar_us = 0;
+  std::uint32_t retransmits = 0, lost = 0;  // segments retransmitted in all, and now lost
+  std::uint32_t snd_cwnd = 0, snd_ssthresh = 0, snd_mss = 0, rcv_mss = 0;
+  std::uint64_t delivery_rate = 0;  // bytes per second
+  std::uint64_t bytes_acked = 0, bytes_received = 0;
+  std::uint64_t busy_us = 0, rwnd_limited_us = 0, sndbuf_limited_us = 0;
+  std::string congestion;  // the algorithm in use ("cubic")
+};
 
 // One event told to `announce`: the seed calls its announce function with (socket, condition).
 struct announce_event {
@@ -17,6 +37,9 @@ struct announce_event {
   std::uint16_t port = 0;  // the bound port; 0 if none yet
   std::string family;      // "ipv4" or "ipv6"; empty if none yet
   std::string message;     // kind::error only: what failed, with the system's reason
+  // kind::listening only: the listener's socket options, requested and effective (empty
+  // when none was given).
+  std::vector<socket_option_report> socket_options;
 };
 
 // One line of the connection log: emitted when a connection opens and when it closes, or
@@ -37,6 +60,10 @@ struct connection_record {
   int child_pid = 0;
   std::optional<int> exit_status;
   std::optional<int> term_signal;
+  // kind::open, first connection only: its socket options, requested and effective.
+  std::vector<socket_option_report> socket_options;
+  // kind::close only, with server_options::tcp_info: the kernel's view of the connection.
+  std::optional<tcp_info_snapshot> tcp;
   // kind::close only: why the server ended the connection itself, empty when it ran its
   // course ("refused: pipe2: Too many open files", "cut: the server stopped").
   std::string reason;

@@ -16,6 +16,41 @@ namespace startup_server {
 
 class server;
 
+// A socket option by level and name numbers (the generic form).
+struct raw_socket_option {
+  int level = 0;
+  int name = 0;
+  std::string value;  // the bytes setsockopt is given (an int: 4 bytes, native order)
+  std::string label;  // as given, for reports ("tcp:TCP_NOTSENT_LOWAT=16384")
+};
+
+// Socket options. Each is set where Linux needs it: on the listener before bind or listen
+// when accepted sockets inherit it (buffer sizes, MSS) or it belongs to the listener
+// (defer-accept, fast open, device, freebind, transparent), else on every accepted socket.
+// Unset options are left to the kernel. The man page's SOCKET OPTIONS lists the option
+// behind each field.
+struct socket_options {
+  std::optional<int> rcvbuf, sndbuf;       // SO_RCVBUF, SO_SNDBUF (bytes; Linux doubles them)
+  std::optional<int> linger;               // SO_LINGER seconds; 0: reset on close
+  std::optional<int> tos, ttl;             // IP_TOS / IPV6_TCLASS, IP_TTL / IPV6_UNICAST_HOPS
+  std::optional<int> keepidle, keepintvl, keepcnt;  // TCP_KEEPIDLE/INTVL/CNT; each implies keepalive
+  std::optional<int> mss;                  // TCP_MAXSEG
+  std::optional<int> defer_accept;         // TCP_DEFER_ACCEPT seconds
+  std::optional<int> fastopen;             // TCP_FASTOPEN queue length
+  std::optional<int> user_timeout;         // TCP_USER_TIMEOUT milliseconds
+  std::optional<std::string> congestion;   // TCP_CONGESTION ("bbr", "cubic")
+  std::optional<std::string> bind_device;  // SO_BINDTODEVICE
+  bool freebind = false;                   // IP_FREEBIND / IPV6_FREEBIND
+  bool transparent = false;                // IP_TRANSPARENT (needs CAP_NET_ADMIN)
+  std::optional<int> priority;             // SO_PRIORITY
+  std::optional<int> mark;                 // SO_MARK (needs CAP_NET_ADMIN)
+  bool quickack = false;                   // TCP_QUICKACK
+  std::optional<int> notsent_lowat;        // TCP_NOTSENT_LOWAT bytes
+  std::optional<int> window_clamp;         // TCP_WINDOW_CLAMP bytes
+  std::vector<raw_socket_option> accepted; // the generic form, on accepted sockets
+  std::vector<raw_socket_option> listener; // the generic form, on the listener (before bind)
+};
+
 // What serves each accepted connection (the seed's `function`).
 enum class handler {
   echo,     // every byte back, in order; a client half-close is answered with the server's FIN
@@ -75,6 +110,10 @@ struct server_options {
   bool nodelay = true;                 // TCP_NODELAY on accepted sockets
   bool keepalive = false;              // SO_KEEPALIVE on accepted sockets
   bool reuseport = false;              // SO_REUSEPORT on the listener (SO_REUSEADDR is always set)
+  socket_options sockets;              // every other socket option (see socket_options)
+  // Adds the kernel's TCP_INFO, taken just before close, to each close record. Off: nothing
+  // is collected.
+  bool tcp_info = false;
 
   // Name for messages and the server threads. Empty: the seed's (format nil "~S server"
   // service): "7000 server", "\"http\" server", "NIL server".

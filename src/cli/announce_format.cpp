@@ -84,6 +84,12 @@ std::string format_announce(const announce_event& e, const std::string& format,
     if (!e.address.empty()) line.string("address", e.address).number("port", std::int64_t{e.port}).string("family", e.family);
     line.number("pid", std::int64_t{who.pid}).string("name", who.name);
     if (e.what == kind::error) line.string("message", e.message);
+    if (!e.socket_options.empty()) {
+      json_object options;
+      for (const auto& o : e.socket_options)
+        options.raw(o.name, json_object().string("requested", o.requested).string("effective", o.effective).str());
+      line.raw("socket_options", options.str());
+    }
     return line.str();
   }
   if (e.what != kind::listening) return {};

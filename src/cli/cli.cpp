@@ -19,6 +19,7 @@
 #include "core/cidr.hpp"
 #include "core/digits.hpp"
 #include "core/privileges.hpp"
+#include "core/sockopts.hpp"
 #include "core/resolve.hpp"
 #include "cli/help.hpp"
 #include "cli/usage.hpp"
@@ -40,6 +41,10 @@ struct raw_args {
   bool announce_listed = false;  // --announce is taken off by the scan; listed for --help only
   bool trace_listed = false;     // so is -x/--trace
   std::string max_connections, max_per_ip, idle_timeout, user;
+  std::map<std::string, std::string> int_sockopts;  // --rcvbuf 65536 …, by flag
+  std::string congestion, bind_device;
+  bool freebind = false, transparent = false, quickack = false, show_sockopts = false, tcp_info = false;
+  std::vector<std::string> sockopt, sockopt_listen;
   std::vector<std::string> allow, deny;
   std::string announce_format;
   std::string child_stderr;
@@ -53,6 +58,44 @@ struct raw_args {
   std::string log_format;
   bool help = false, version = false;
 };
+
+// The socket options that take a number: flag, help, field, and the range checked before binding.
+struct int_socket_option {
+  const char* flag;
+  const char* type;
+  const char* help;
+  std::optional<int> socket_options::*field;
+  long long least, most;
+};
+
+const std::vector<int_socket_option>& int_socket_options() {
+  static const std::vector<int_socket_option> rows = {
+      {"--rcvbuf", "BYTES", "SO_RCVBUF on the listener (accepted sockets inherit it; Linux doubles it)",
+       &socket_options::rcvbuf, 1, 2147483647},
+      {"--sndbuf", "BYTES", "SO_SNDBUF on the listener (inherited; doubled)", &socket_options::sndbuf, 1, 2147483647},
+      {"--linger", "SECONDS", "SO_LINGER on accepted sockets; 0 resets the connection on close",
+       &socket_options::linger, 0, 65535},
+      {"--tos", "N", "IP_TOS (IPV6_TCLASS on IPv6) on accepted sockets", &socket_options::tos, 0, 255},
+      {"--ttl", "N", "IP_TTL (IPV6_UNICAST_HOPS on IPv6) on accepted sockets", &socket_options::ttl, 1, 255},
+      {"--keepidle", "SECONDS", "TCP_KEEPIDLE (implies keepalive)", &socket_options::keepidle, 1, 32767},
+      {"--keepintvl", "SECONDS", "TCP_KEEPINTVL (implies keepalive)", &socket_options::keepintvl, 1, 32767},
+      {"--keepcnt", "N", "TCP_KEEPCNT (implies keepalive)", &socket_options::keepcnt, 1, 127},
+      {"--mss", "BYTES", "TCP_MAXSEG on the listener (inherited)", &socket_options::mss, 88, 65535},
+      {"--defer-accept", "SECONDS", "TCP_DEFER_ACCEPT: accept only once data has arrived",
+       &socket_options::defer_accept, 0, 2147483647},
+      {"--fastopen", "QLEN", "TCP_FASTOPEN on the listener, with this queue length", &socket_options::fastopen, 0,
+       2147483647},
+      {"--user-timeout", "MS", "TCP_USER_TIMEOUT on accepted sockets", &socket_options::user_timeout, 0, 2147483647},
+      {"--priority", "N", "SO_PRIORITY on accepted sockets", &socket_options::priority, 0, 6},
+      {"--mark", "N", "SO_MARK on the listener and accepted sockets (needs CAP_NET_ADMIN)", &socket_options::mark, 0,
+       2147483647},
+      {"--notsent-lowat", "BYTES", "TCP_NOTSENT_LOWAT on accepted sockets", &socket_options::notsent_lowat, 1,
+       2147483647},
+      {"--window-clamp", "BYTES", "TCP_WINDOW_CLAMP on accepted sockets", &socket_options::window_clamp, 1,
+       2147483647},
+  };
+  return rows;
+}
 
 void build_app(CLI::App& app, raw_args& r) {
   app.set_help_flag();  // handled by hand so --help never exits from inside the parser
@@ -103,7 +146,7 @@ void build_app(CLI::App& app, raw_args& r) {
   const char* gd = "Guarding";
   app.add_option("--max-connections", r.max_connections,
                  "Connections at once; at the limit the next clients wait in the backlog (default 100 for "
-                 "--exec, --sh-exec and --stdio, else none; 0: none)")
+                 "--exec and --sh-exec, else none; 0: none)")
       ->type_name("N")->group(gd);
   app.add_option("--max-per-ip", r.max_per_ip, "Connections at once from one address; more are refused (default: none)")
       ->type_name("N")->group(gd);
@@ -115,6 +158,28 @@ void build_app(CLI::App& app, raw_args& r) {
       ->type_name("SECONDS")->group(gd);
   app.add_option("--user", r.user, "As root: run as USER (and GROUP) once the port is bound")
       ->type_name("USER[:GROUP]")->group(gd);
+
+  const char* so = "Socket options (see SOCKET OPTIONS in startup-server(1))";
+  for (const auto& row : int_socket_options())
+    app.add_option(row.flag, r.int_sockopts[row.flag], row.help)->type_name(row.type)->group(so);
+  app.add_option("--congestion", r.congestion, "TCP_CONGESTION: the congestion control algorithm (cubic, bbr, ...)")
+      ->type_name("NAME")->group(so);
+  app.add_option("--bind-device", r.bind_device, "SO_BINDTODEVICE: accept only through this interface")
+      ->type_name("IFACE")->group(so);
+  app.add_flag("--freebind", r.freebind, "IP_FREEBIND: bind an address that is not (yet) on this machine")->group(so);
+  app.add_flag("--transparent", r.transparent, "IP_TRANSPARENT: transparent proxying (needs CAP_NET_ADMIN)")
+      ->group(so);
+  app.add_flag("--quickack", r.quickack, "TCP_QUICKACK on accepted sockets")->group(so);
+  app.add_option("--sockopt", r.sockopt, "Any option on accepted sockets; LEVEL is socket, ip, ipv6, tcp or a number")
+      ->type_name("LEVEL:NAME=VALUE")->group(so);
+  app.add_option("--sockopt-listen", r.sockopt_listen, "Any option on the listener, before bind")
+      ->type_name("LEVEL:NAME=VALUE")->group(so);
+  app.add_flag("--show-sockopts", r.show_sockopts,
+               "Print each option given, requested and as the kernel set it, for the listener and the first "
+               "connection")
+      ->group(so);
+  app.add_flag("--tcp-info", r.tcp_info, "Add the kernel's TCP_INFO to each connection's close line in the log")
+      ->group(so);
 
   const char* l = "Lifecycle";
   app.add_flag("--wait", r.wait, "Return once listening, leaving the server in the background; print its PID")
@@ -319,6 +384,46 @@ void map_guarding(config& c, const raw_args& r, const CLI::App& app) {
   }
 }
 
+void map_socket_options(config& c, const raw_args& r, const CLI::App& app) {
+  auto& so = c.options.sockets;
+  for (const auto& row : int_socket_options()) {
+    if (!app.count(row.flag)) continue;
+    const std::string& text = r.int_sockopts.at(row.flag);
+    const auto n = detail::parse_number<long long>(text);
+    if (!n || *n < row.least || *n > row.most)
+      refuse(row.flag, fmt::format("'{}' is not a number from {} to {}", text, row.least, row.most));
+    so.*(row.field) = static_cast<int>(*n);
+  }
+  auto name_like = [](const std::string& v, std::size_t most) {
+    if (v.empty() || v.size() > most) return false;
+    for (unsigned char ch : v)
+      if (!(std::isalnum(ch) || ch == '_' || ch == '-' || ch == '.' || ch == ':' || ch == '@')) return false;
+    return true;
+  };
+  if (app.count("--congestion")) {
+    if (!name_like(r.congestion, 15)) refuse("--congestion", fmt::format("'{}' is not an algorithm name", r.congestion));
+    so.congestion = r.congestion;
+  }
+  if (app.count("--bind-device")) {
+    if (!name_like(r.bind_device, 15)) refuse("--bind-device", fmt::format("'{}' is not an interface name", r.bind_device));
+    so.bind_device = r.bind_device;
+  }
+  so.freebind = r.freebind;
+  so.transparent = r.transparent;
+  so.quickack = r.quickack;
+  for (const auto* list : {&r.sockopt, &r.sockopt_listen}) {
+    for (const auto& text : *list) {
+      raw_socket_option raw;
+      std::string problem;
+      if (!detail::parse_raw_socket_option(text, raw, problem))
+        refuse(list == &r.sockopt ? "--sockopt" : "--sockopt-listen", problem);
+      (list == &r.sockopt ? so.accepted : so.listener).push_back(raw);
+    }
+  }
+  c.show_sockopts = r.show_sockopts;
+  c.options.tcp_info = r.tcp_info;
+}
+
 void map_lifecycle(config& c, const raw_args& r) {
   auto& o = c.options;
   c.background = r.wait;
@@ -357,23 +462,30 @@ void map_output(config& c, const raw_args& r, const CLI::App& app, const scanned
   if (app.count("--log")) {
     if (r.log_file.empty()) refuse("--log", "needs a file name");
     c.log.destination = r.log_file;
-  } else if (r.verbose) {
-    c.log.destination = "stderr";
+  } else if (r.verbose || words.trace || r.trace_listed || r.tcp_info) {
+    c.log.destination = "stderr";  // -x and --tcp-info imply the connection log
   }
   if (app.count("--log-format")) {
     if (r.log_format != "text" && r.log_format != "json")
       refuse("--log-format", fmt::format("'{}' is not one of text, json", r.log_format));
-    if (c.log.destination.empty()) refuse("--log-format", "needs --verbose or --log");
+    if (c.log.destination.empty()) refuse("--log-format", "needs --verbose, --log, --trace or --tcp-info");
     c.log.format = r.log_format;
   }
+  if (r.wait && o.function == handler::stdio)
+    refuse("--stdio", "with --wait stdin and stdout are /dev/null: there is no terminal to join");
   // With --wait the server's stderr is /dev/null: a log there would go nowhere.
   if (r.wait && r.verbose && !app.count("--log"))
     refuse("--verbose", "with --wait the server's stderr is /dev/null; add --log FILE");
-  if (words.trace) {
-    if (*words.trace != "text" && *words.trace != "hex")
-      refuse("--trace", fmt::format("'{}' is not one of text, hex", *words.trace));
+  // -x inside a group of short flags (-vx) reaches the parser, not the scan.
+  const std::string trace = words.trace ? *words.trace : r.trace_listed ? "text" : "";
+  if (!trace.empty()) {
+    if (trace != "text" && trace != "hex") refuse("--trace", fmt::format("'{}' is not one of text, hex", trace));
     if (r.wait && !app.count("--log")) refuse("--trace", "with --wait the server's stderr is /dev/null; add --log FILE");
-    c.trace = *words.trace;
+    c.trace = trace;
+    if (c.log.destination.empty()) c.log.destination = "stderr";
+  }
+  if (r.tcp_info) {
+    if (r.wait && !app.count("--log")) refuse("--tcp-info", "with --wait the server's stderr is /dev/null; add --log FILE");
     if (c.log.destination.empty()) c.log.destination = "stderr";
   }
   if (app.count("--child-stderr")) {
@@ -456,6 +568,7 @@ config parse_command_line(const std::vector<std::string>& args) {
   map_binding(c, r, app, words);
   map_lifecycle(c, r);
   map_guarding(c, r, app);
+  map_socket_options(c, r, app);
   map_output(c, r, app, words);
   return c;
 }

@@ -30,6 +30,7 @@ struct config {
   bool version = false;
   std::vector<std::string> warnings;  // said on stderr before starting (one line each)
   std::string trace;                  // -x/--trace: "text" or "hex"; empty: no trace
+  bool show_sockopts = false;         // --show-sockopts
 };
 
 // Parses argv (without the program name). Throws usage_error; never binds or spawns.

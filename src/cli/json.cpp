@@ -25,6 +25,22 @@ std::string json_quote(std::string_view s) {
   return out;
 }
 
+std::string json_quote_bytes(std::string_view s) {
+  std::string out = json_quote(s);
+  std::string escaped;
+  escaped.reserve(out.size());
+  for (unsigned char c : out) {
+    if (c >= 0x80) escaped += fmt::format("\\u{:04x}", c);
+    else escaped.push_back(static_cast<char>(c));
+  }
+  return escaped;
+}
+
+json_object& json_object::raw(std::string_view k, std::string_view literal) {
+  key(k).text_ += literal;
+  return *this;
+}
+
 json_object& json_object::key(std::string_view k) {
   if (text_.size() > 1) text_.push_back(',');
   text_ += json_quote(k);

@@ -38,6 +38,26 @@ std::string format_connection_record(const connection_record& r, const std::stri
     if (r.exit_status) line.number("exit_status", std::int64_t{*r.exit_status});
     if (r.term_signal) line.number("signal", std::int64_t{*r.term_signal});
     if (!r.reason.empty()) line.string("reason", r.reason);
+    if (r.tcp) {
+      const tcp_info_snapshot& t = *r.tcp;
+      line.raw("tcp_info", json_object()
+                               .number("rtt_us", std::int64_t{t.rtt_us})
+                               .number("rttvar_us", std::int64_t{t.rttvar_us})
+                               .number("retransmits", std::int64_t{t.retransmits})
+                               .number("lost", std::int64_t{t.lost})
+                               .number("snd_cwnd", std::int64_t{t.snd_cwnd})
+                               .number("snd_ssthresh", std::int64_t{t.snd_ssthresh})
+                               .number("snd_mss", std::int64_t{t.snd_mss})
+                               .number("rcv_mss", std::int64_t{t.rcv_mss})
+                               .number("delivery_rate", static_cast<std::int64_t>(t.delivery_rate))
+                               .number("bytes_acked", static_cast<std::int64_t>(t.bytes_acked))
+                               .number("bytes_received", static_cast<std::int64_t>(t.bytes_received))
+                               .number("busy_us", static_cast<std::int64_t>(t.busy_us))
+                               .number("rwnd_limited_us", static_cast<std::int64_t>(t.rwnd_limited_us))
+                               .number("sndbuf_limited_us", static_cast<std::int64_t>(t.sndbuf_limited_us))
+                               .string("congestion", t.congestion)
+                               .str());
+    }
     return line.str();
   }
   std::string line = fmt::format("startup-server: {}: #{} {} {} -> {}", name, r.id, event,
@@ -50,6 +70,15 @@ std::string format_connection_record(const connection_record& r, const std::stri
   if (r.child_pid) line += fmt::format(" pid={}", r.child_pid);
   if (r.exit_status) line += fmt::format(" exit={}", *r.exit_status);
   if (r.term_signal) line += fmt::format(" signal={}", *r.term_signal);
+  if (r.tcp) {
+    const tcp_info_snapshot& t = *r.tcp;
+    line += fmt::format(
+        " rtt={}us rttvar={}us retrans={} lost={} cwnd={} ssthresh={} mss={}/{} rate={}B/s acked={} received={} "
+        "busy={}us rwnd_limited={}us sndbuf_limited={}us cc={}",
+        t.rtt_us, t.rttvar_us, t.retransmits, t.lost, t.snd_cwnd, t.snd_ssthresh, t.snd_mss, t.rcv_mss,
+        t.delivery_rate, t.bytes_acked, t.bytes_received, t.busy_us, t.rwnd_limited_us, t.sndbuf_limited_us,
+        t.congestion);
+  }
   if (!r.reason.empty()) line += fmt::format(" ({})", r.reason);
   return line;
 }

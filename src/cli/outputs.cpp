@@ -51,6 +51,23 @@ bool outputs::wire(config& c, const std::string& name) {
       if (!line.empty()) out->write_line(line);
     };
   }
+  if (c.show_sockopts) {
+    // Requested and effective values: the listener's with the listening event, the first
+    // connection's with its open record.
+    auto show = [err, name](const char* what, const std::vector<socket_option_report>& reports) {
+      for (const auto& o : reports)
+        err->write_line(fmt::format("startup-server: {}: {} {} requested {} effective {}", name, what, o.name,
+                                    o.requested, o.effective));
+    };
+    auto announce = std::move(c.options.announce);
+    c.options.announce = [announce, show](const announce_event& e) {
+      if (e.what == announce_event::kind::listening) show("listener", e.socket_options);
+      if (announce) announce(e);
+    };
+    c.options.connection_log = [show](const connection_record& r) {
+      if (!r.socket_options.empty()) show(fmt::format("connection #{}", r.id).c_str(), r.socket_options);
+    };
+  }
   if (!c.log.destination.empty()) {
     detail::line_sink* log = sink(c.log.destination, reason);
     if (!log) {
@@ -64,11 +81,13 @@ bool outputs::wire(config& c, const std::string& name) {
         return detail::json_object().string("event", "dropped").number("lines", static_cast<std::int64_t>(n)).string("name", name).str();
       });
     }
-    c.options.connection_log = [log, json, name](const connection_record& r) {
+    c.options.connection_log = [log, json, name, before = std::move(c.options.connection_log)](const connection_record& r) {
+      if (before) before(r);
       log->write_line(detail::format_connection_record(r, name, json));
     };
     if (!c.trace.empty()) {
-      c.options.trace = [log, hex = c.trace == "hex", name](const traffic_record& r) {
+      c.options.trace = [log, hex = c.trace == "hex", json, name](const traffic_record& r) {
+        if (json) return log->write_line(detail::format_traffic_json(r, name, hex));
         std::vector<std::string> lines;
         detail::format_traffic(r, name, hex, lines);
         for (const auto& line : lines) log->write_line(line);

@@ -3,6 +3,8 @@
 
 #include <fmt/core.h>
 
+#include "cli/json.hpp"
+
 namespace startup_server::detail {
 
 void format_traffic(const traffic_record& r, const std::string& name, bool hex, std::vector<std::string>& out) {
@@ -38,6 +40,24 @@ void format_traffic(const traffic_record& r, const std::string& name, bool hex, 
     }
     out.push_back(line + "  |" + shown + "|");
   }
+}
+
+std::string format_traffic_json(const traffic_record& r, const std::string& name, bool hex) {
+  json_object line;
+  line.string("event", "traffic")
+      .number("id", static_cast<std::int64_t>(r.id))
+      .string("name", name)
+      .string("direction", r.way == traffic_record::direction::in ? "in" : "out")
+      .number("bytes", static_cast<std::int64_t>(r.bytes.size()));
+  if (hex) {
+    std::string digits;
+    digits.reserve(r.bytes.size() * 2);
+    for (unsigned char ch : r.bytes) digits += fmt::format("{:02x}", ch);
+    line.string("hex", digits);
+  } else {
+    line.raw("data", json_quote_bytes(r.bytes));
+  }
+  return line.str();
 }
 
 }  // namespace startup_server::detail

@@ -14,4 +14,8 @@ namespace startup_server::detail {
 // "<" is from the client, ">" to it.
 void format_traffic(const traffic_record& r, const std::string& name, bool hex, std::vector<std::string>& out);
 
+// One JSON line for r, for a JSON connection log: {"event":"traffic","id":3,"name":…,
+// "direction":"in","bytes":6,"data":"hello\n"} (or "hex":"68656c6c6f0a" with hex).
+std::string format_traffic_json(const traffic_record& r, const std::string& name, bool hex);
+
 }  // namespace startup_server::detail

@@ -29,6 +29,10 @@ const std::map<std::string, std::string>& missing_value_wording() {
       {"--log-format", "needs text or json"},
       {"--sh-exec", "needs a command"},
       {"--child-stderr", "needs a file name"},
+      {"--sockopt", "needs LEVEL:NAME=VALUE"},
+      {"--sockopt-listen", "needs LEVEL:NAME=VALUE"},
+      {"--congestion", "needs an algorithm name"},
+      {"--bind-device", "needs an interface name"},
   };
   return wording;
 }
@@ -49,7 +53,7 @@ const std::map<std::string, std::string>& habits() {
       {"-d", "did you mean --wait?"},
       {"--daemon", "did you mean --wait?"},
       {"--background", "did you mean --wait?"},
-      {"-u", "startup-server serves TCP only"},
+      {"-u", "startup-server serves TCP only; to run as a user, --user"},
       {"--udp", "startup-server serves TCP only"},
   };
   return answers;
@@ -142,6 +146,7 @@ scanned_words scan_words(const CLI::App& app, const std::vector<std::string>& wo
       continue;
     }
     if (w == "-x" || w == "--trace" || w.rfind("--trace=", 0) == 0) {
+      if (w == "--trace=") throw usage_error("--trace= needs text or hex");
       out.trace = w.size() > 8 ? w.substr(8) : std::string("text");
       continue;
     }

@@ -15,6 +15,7 @@
 #include "core/errors.hpp"
 #include "core/listener.hpp"
 #include "core/privileges.hpp"
+#include "core/sockopts.hpp"
 #include "handlers/table.hpp"
 #include "server/fault_hooks.hpp"
 #include "server/guards.hpp"
@@ -166,6 +167,15 @@ void server_impl::start_connection(worker& w, tcp::socket socket, const tcp::end
   s.non_blocking(true, ignored);  // writes are tried at once, reads before waiting
   if (options_.nodelay) s.set_option(tcp::no_delay(true), ignored);
   if (options_.keepalive) s.set_option(asio::socket_base::keep_alive(true), ignored);
+  if (accepted_options_) {
+    std::string failed;
+    std::error_code ec;
+    const bool first = c.id == 1;
+    if (!apply_socket_options(s.native_handle(), peer.protocol().family(), options_.sockets, sockopt_target::accepted,
+                              first ? &first_reports_ : nullptr, failed, ec)) {
+      warn(fmt::format("unable to set {} on connection #{}: {}", failed, c.id, ec.message()));
+    }
+  }
   peer_identity& who = c.identity();
   who.remote = peer;
   if (specific_local_) {
@@ -303,10 +313,11 @@ asio::awaitable<void> server_impl::run() {
       co_return;
     }
   }
-  if (!listen_on(candidates, condition)) {
+  if (!listen_on(candidates, condition) || !probe_accepted_options(bound_.family, options_, condition)) {
     fail(condition);
     co_return;
   }
+  accepted_options_ = has_accepted_options(options_.sockets);
   // Bound (a port below 1024 needs root): now run as the user, before serving anyone.
   if (who && !drop_privileges(*who, ec)) {
     fail({startup_condition::phase::runtime, ec, fmt::format("unable to run as user '{}'", options_.user)});
@@ -323,7 +334,8 @@ asio::awaitable<void> server_impl::run() {
 }
 
 bool server_impl::listen_on(const std::vector<bind_candidate>& candidates, startup_condition& condition) {
-  int fd = open_first_listener(candidates, options_, condition);
+  std::vector<socket_option_report> reports;
+  int fd = open_first_listener(candidates, options_, condition, &reports);
   if (fd < 0) return false;
   bind_candidate bound;
   bound.len = sizeof bound.addr;
@@ -348,6 +360,7 @@ bool server_impl::listen_on(const std::vector<bind_candidate>& candidates, start
   }
   std::lock_guard lock(mutex_);
   bound_ = bound;
+  listener_reports_ = std::move(reports);
   return true;
 }
 

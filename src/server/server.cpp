@@ -15,6 +15,7 @@
 
 #include "core/errors.hpp"
 #include "core/process_name.hpp"
+#include "core/tcp_info.hpp"
 #include "handlers/table.hpp"
 #include "server/fault_hooks.hpp"
 #include "server/server_impl.hpp"
@@ -163,6 +164,8 @@ startup_condition server_impl::start(server& facade) {
 
 void server_impl::closed(connection& c) noexcept {
   if (c.admitted) release_admission(admission_, c);
+  // How the connection went, in the kernel's words, while the socket is still there.
+  if (options_.tcp_info && c.log) c.log->record.tcp = read_tcp_info(c.plain.plain_socket()->native_handle());
   if (c.log) log_close(c);
   c.home->remove(c);
   delete &c;  // closes the socket
@@ -339,6 +342,7 @@ void server_impl::announce(announce_event::kind what, const std::string& message
       e.port = port_of(reinterpret_cast<const sockaddr*>(&bound_.addr));
       e.family = family_name(bound_.family);
     }
+    if (what == announce_event::kind::listening) e.socket_options = listener_reports_;
   }
   try {
     options_.announce(e);
@@ -359,6 +363,7 @@ void server_impl::log_open(connection& c) {
   r.peer_port = who.remote.port();
   r.local_address = numeric_host(local.data());
   r.local_port = local.port();
+  if (c.id == 1) r.socket_options = std::move(first_reports_);
   try {
     options_.connection_log(r);
   } catch (...) {
@@ -369,6 +374,7 @@ void server_impl::log_open(connection& c) {
 void server_impl::log_close(connection& c) noexcept {
   connection_record& r = c.log->record;
   r.what = connection_record::kind::close;
+  r.socket_options.clear();  // told with the open record
   if (c.bytes_known) {
     r.bytes_in = c.stream().bytes_in;
     r.bytes_out = c.stream().bytes_out;

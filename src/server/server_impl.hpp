@@ -109,11 +109,16 @@ class server_impl final : public connection_owner {
 
   mutable std::mutex mutex_;  // guards what other threads read: bound_, startup_, final_
   bind_candidate bound_;      // the listener's address, with the port the system chose
+  std::vector<socket_option_report> listener_reports_;  // its socket options, requested and effective
   // Control state of the accept loop: where the next accepted peer is written, and the
   // listener's endpoint when it is a specific address (then every connection's local end).
   tcp::endpoint accepted_peer_;
   std::uint64_t accepted_ = 0;
   unsigned capacity_ = 0;  // connections at once before accepting pauses; 0: no limit
+  bool accepted_options_ = false;  // socket options to set on each accepted socket
+  // The first connection's socket options, requested and effective: written and read on
+  // its thread, before its open record.
+  std::vector<socket_option_report> first_reports_;
   bool queue_warned_ = false;
   std::optional<tcp::endpoint> specific_local_;
   std::condition_variable started_cv_;
