@@ -8,6 +8,40 @@ _startup_server_services()
     awk '!/^[[:space:]]*#/ && $2 ~ /\/tcp$/ { print $1 }' "$file"
 }
 
+# Congestion control algorithms the kernel has, for --congestion.
+_startup_server_congestion()
+{
+    local file=/proc/sys/net/ipv4/tcp_available_congestion_control
+    if [[ -r $file ]]; then
+        cat "$file"
+    else
+        echo cubic reno
+    fi
+}
+
+# Symbolic option names of a --sockopt level, as startup-server knows them.
+_startup_server_sockopt_names()
+{
+    case $1 in
+        socket)
+            echo SO_RCVBUF SO_SNDBUF SO_KEEPALIVE SO_LINGER SO_PRIORITY SO_MARK SO_RCVLOWAT \
+                SO_SNDLOWAT SO_REUSEADDR SO_REUSEPORT SO_BUSY_POLL SO_INCOMING_CPU SO_OOBINLINE SO_DONTROUTE
+            ;;
+        ip)
+            echo IP_TOS IP_TTL IP_FREEBIND IP_TRANSPARENT IP_BIND_ADDRESS_NO_PORT IP_MINTTL \
+                IP_MTU_DISCOVER IP_RECVERR
+            ;;
+        ipv6)
+            echo IPV6_TCLASS IPV6_UNICAST_HOPS IPV6_V6ONLY IPV6_TRANSPARENT IPV6_MTU_DISCOVER IPV6_RECVERR
+            ;;
+        tcp)
+            echo TCP_NODELAY TCP_MAXSEG TCP_CORK TCP_KEEPIDLE TCP_KEEPINTVL TCP_KEEPCNT TCP_SYNCNT \
+                TCP_LINGER2 TCP_DEFER_ACCEPT TCP_WINDOW_CLAMP TCP_QUICKACK TCP_USER_TIMEOUT \
+                TCP_NOTSENT_LOWAT TCP_FASTOPEN TCP_THIN_LINEAR_TIMEOUTS
+            ;;
+    esac
+}
+
 _startup_server()
 {
     local cur prev words cword split=false
@@ -52,6 +86,22 @@ _startup_server()
         [[ $cur == : ]] && cur=""
         COMPREPLY=($(compgen -g -- "$cur"))
         return
+    fi
+
+    # --sockopt LEVEL:NAME=VALUE: likewise NAME comes after the words LEVEL and ':'.
+    if ((colon >= 2)) && [[ ${words[colon]} == : ]]; then
+        local level=${words[colon - 1]} flag=${words[colon - 2]}
+        [[ $flag == = ]] && ((colon >= 3)) && flag=${words[colon - 3]}
+        if [[ $level == --sockopt=* || $level == --sockopt-listen=* ]]; then
+            flag=${level%%=*}
+            level=${level#*=}
+        fi
+        if [[ $flag == --sockopt || $flag == --sockopt-listen ]]; then
+            [[ $cur == : ]] && cur=""
+            COMPREPLY=($(compgen -W "$(_startup_server_sockopt_names "$level")" -S = -- "$cur"))
+            compopt -o nospace 2>/dev/null
+            return
+        fi
     fi
 
     case $prev in
@@ -134,7 +184,41 @@ _startup_server()
                 return
             fi
             ;;
-        --sh-exec | --grace | --process-name | --idle-timeout)
+        --rcvbuf | --sndbuf)
+            COMPREPLY=($(compgen -W "65536 131072 262144 1048576" -- "$cur"))
+            return
+            ;;
+        --linger)
+            COMPREPLY=($(compgen -W "0 1 5 30" -- "$cur"))
+            return
+            ;;
+        --tos)
+            COMPREPLY=($(compgen -W "0 8 16 32 40 72 136 184" -- "$cur"))
+            return
+            ;;
+        --priority)
+            COMPREPLY=($(compgen -W "0 1 2 3 4 5 6" -- "$cur"))
+            return
+            ;;
+        --mss)
+            COMPREPLY=($(compgen -W "536 1220 1400 1460" -- "$cur"))
+            return
+            ;;
+        --congestion)
+            COMPREPLY=($(compgen -W "$(_startup_server_congestion)" -- "$cur"))
+            return
+            ;;
+        --bind-device)
+            COMPREPLY=($(compgen -W "$(command ls /sys/class/net 2>/dev/null)" -- "$cur"))
+            return
+            ;;
+        --sockopt | --sockopt-listen)
+            COMPREPLY=($(compgen -W "socket: ip: ipv6: tcp:" -- "$cur"))
+            compopt -o nospace 2>/dev/null
+            return
+            ;;
+        --sh-exec | --grace | --process-name | --idle-timeout | --ttl | --keepidle | --keepintvl | \
+            --keepcnt | --defer-accept | --fastopen | --user-timeout | --mark | --notsent-lowat | --window-clamp)
             return
             ;;
     esac
@@ -148,6 +232,10 @@ _startup_server()
         --nodelay --no-nodelay --keepalive --no-keepalive --create-stream --child-stderr
         --threads
         --max-connections --max-per-ip --allow --deny --idle-timeout --user
+        --rcvbuf --sndbuf --linger --tos --ttl --keepidle --keepintvl --keepcnt --mss
+        --defer-accept --fastopen --user-timeout --priority --mark --notsent-lowat --window-clamp
+        --congestion --bind-device --freebind --transparent --quickack --sockopt --sockopt-listen
+        --show-sockopts --tcp-info
         --wait --once --grace --error --no-error --process-name
         --announce --announce= --announce-format -v --verbose --log --log-format
         -x --trace --trace="

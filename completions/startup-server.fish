@@ -55,6 +55,39 @@ function __startup_server_addresses
     end
 end
 
+# --congestion: the algorithms the kernel has.
+function __startup_server_congestion
+    set -l file /proc/sys/net/ipv4/tcp_available_congestion_control
+    if test -r $file
+        string split -n ' ' <$file
+    else
+        printf '%s\n' cubic reno
+    end
+end
+
+# --sockopt LEVEL:NAME=VALUE: the levels, then after ':' the names of that level.
+function __startup_server_sockopt
+    set -l token (string replace -r -- '^--sockopt(-listen)?=' '' (commandline -ct))
+    set -l level (string match -r -- '^(socket|ip|ipv6|tcp):' $token)[2]
+    switch "$level"
+        case socket
+            set names SO_RCVBUF SO_SNDBUF SO_KEEPALIVE SO_LINGER SO_PRIORITY SO_MARK SO_RCVLOWAT SO_SNDLOWAT \
+                SO_REUSEADDR SO_REUSEPORT SO_BUSY_POLL SO_INCOMING_CPU SO_OOBINLINE SO_DONTROUTE
+        case ip
+            set names IP_TOS IP_TTL IP_FREEBIND IP_TRANSPARENT IP_BIND_ADDRESS_NO_PORT IP_MINTTL IP_MTU_DISCOVER IP_RECVERR
+        case ipv6
+            set names IPV6_TCLASS IPV6_UNICAST_HOPS IPV6_V6ONLY IPV6_TRANSPARENT IPV6_MTU_DISCOVER IPV6_RECVERR
+        case tcp
+            set names TCP_NODELAY TCP_MAXSEG TCP_CORK TCP_KEEPIDLE TCP_KEEPINTVL TCP_KEEPCNT TCP_SYNCNT TCP_LINGER2 \
+                TCP_DEFER_ACCEPT TCP_WINDOW_CLAMP TCP_QUICKACK TCP_USER_TIMEOUT TCP_NOTSENT_LOWAT TCP_FASTOPEN \
+                TCP_THIN_LINEAR_TIMEOUTS
+        case '*'
+            printf '%s\t%s\n' socket: SOL_SOCKET ip: SOL_IP ipv6: SOL_IPV6 tcp: IPPROTO_TCP
+            return
+    end
+    printf '%s\n' $level:$names=
+end
+
 set -l opt 'not __startup_server_in_exec'
 set -l handler_chosen '__fish_seen_argument -l echo -l talk -l discard -l chargen -l daytime -l stdio -l exec -l sh-exec'
 
@@ -99,6 +132,33 @@ complete -c startup-server -n $opt -l allow -x -a '127.0.0.1 127.0.0.0/8 10.0.0.
 complete -c startup-server -n $opt -l deny -x -a '127.0.0.1 127.0.0.0/8 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 ::1' -d 'Refuse peers in ADDR[/PREFIX] (repeatable; deny wins)'
 complete -c startup-server -n $opt -l idle-timeout -x -d 'Close a connection with no traffic either way for SECONDS'
 complete -c startup-server -n $opt -l user -x -a '(__startup_server_user_spec)' -d 'As root: run as USER[:GROUP] once the port is bound'
+
+# Socket options
+complete -c startup-server -n $opt -l rcvbuf -x -a '65536 131072 262144 1048576' -d 'SO_RCVBUF on the listener (inherited; Linux doubles it)'
+complete -c startup-server -n $opt -l sndbuf -x -a '65536 131072 262144 1048576' -d 'SO_SNDBUF on the listener (inherited; Linux doubles it)'
+complete -c startup-server -n $opt -l linger -x -a '0\t"Reset the connection on close" 1 5 30' -d 'SO_LINGER seconds on accepted sockets'
+complete -c startup-server -n $opt -l tos -x -a '0 8 16 32 40 72 136 184\tEF' -d 'IP_TOS (IPV6_TCLASS on IPv6) on accepted sockets'
+complete -c startup-server -n $opt -l ttl -x -d 'IP_TTL (IPV6_UNICAST_HOPS on IPv6) on accepted sockets'
+complete -c startup-server -n $opt -l keepidle -x -d 'TCP_KEEPIDLE seconds (implies keepalive)'
+complete -c startup-server -n $opt -l keepintvl -x -d 'TCP_KEEPINTVL seconds (implies keepalive)'
+complete -c startup-server -n $opt -l keepcnt -x -d 'TCP_KEEPCNT probes (implies keepalive)'
+complete -c startup-server -n $opt -l mss -x -a '536 1220 1400 1460' -d 'TCP_MAXSEG on the listener (inherited)'
+complete -c startup-server -n $opt -l defer-accept -x -d 'TCP_DEFER_ACCEPT seconds: accept once data has arrived'
+complete -c startup-server -n $opt -l fastopen -x -d 'TCP_FASTOPEN on the listener, with this queue length'
+complete -c startup-server -n $opt -l user-timeout -x -d 'TCP_USER_TIMEOUT milliseconds on accepted sockets'
+complete -c startup-server -n $opt -l priority -x -a '0 1 2 3 4 5 6' -d 'SO_PRIORITY on accepted sockets'
+complete -c startup-server -n $opt -l mark -x -d 'SO_MARK on the listener and accepted sockets (needs CAP_NET_ADMIN)'
+complete -c startup-server -n $opt -l notsent-lowat -x -d 'TCP_NOTSENT_LOWAT bytes on accepted sockets'
+complete -c startup-server -n $opt -l window-clamp -x -d 'TCP_WINDOW_CLAMP bytes on accepted sockets'
+complete -c startup-server -n $opt -l congestion -x -a '(__startup_server_congestion)' -d 'TCP_CONGESTION: the congestion control algorithm'
+complete -c startup-server -n $opt -l bind-device -x -a '(__fish_print_interfaces)' -d 'SO_BINDTODEVICE: serve only through this interface'
+complete -c startup-server -n $opt -l freebind -d 'IP_FREEBIND: bind an address that is not (yet) on this machine'
+complete -c startup-server -n $opt -l transparent -d 'IP_TRANSPARENT: transparent proxying (needs CAP_NET_ADMIN)'
+complete -c startup-server -n $opt -l quickack -d 'TCP_QUICKACK on accepted sockets'
+complete -c startup-server -n $opt -l sockopt -x -a '(__startup_server_sockopt)' -d 'Any option on accepted sockets: LEVEL:NAME=VALUE (repeatable)'
+complete -c startup-server -n $opt -l sockopt-listen -x -a '(__startup_server_sockopt)' -d 'Any option on the listener, before bind: LEVEL:NAME=VALUE (repeatable)'
+complete -c startup-server -n $opt -l show-sockopts -d 'Print each option given, requested and as the kernel set it'
+complete -c startup-server -n $opt -l tcp-info -d "Add the kernel's TCP_INFO to each connection's close line in the log"
 
 # Lifecycle
 complete -c startup-server -n $opt -l wait -d 'Return once listening, leaving the server in the background; print its PID'

@@ -40,7 +40,7 @@ struct socket_options {
   std::optional<int> user_timeout;         // TCP_USER_TIMEOUT milliseconds
   std::optional<std::string> congestion;   // TCP_CONGESTION ("bbr", "cubic")
   std::optional<std::string> bind_device;  // SO_BINDTODEVICE
-  bool freebind = false;                   // IP_FREEBIND / IPV6_FREEBIND
+  bool freebind = false;                   // IP_FREEBIND (on IPv6 sockets too)
   bool transparent = false;                // IP_TRANSPARENT (needs CAP_NET_ADMIN)
   std::optional<int> priority;             // SO_PRIORITY
   std::optional<int> mark;                 // SO_MARK (needs CAP_NET_ADMIN)

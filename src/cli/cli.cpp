@@ -80,7 +80,7 @@ const std::vector<int_socket_option>& int_socket_options() {
       {"--keepidle", "SECONDS", "TCP_KEEPIDLE (implies keepalive)", &socket_options::keepidle, 1, 32767},
       {"--keepintvl", "SECONDS", "TCP_KEEPINTVL (implies keepalive)", &socket_options::keepintvl, 1, 32767},
       {"--keepcnt", "N", "TCP_KEEPCNT (implies keepalive)", &socket_options::keepcnt, 1, 127},
-      {"--mss", "BYTES", "TCP_MAXSEG on the listener (inherited)", &socket_options::mss, 88, 65535},
+      {"--mss", "BYTES", "TCP_MAXSEG on the listener (inherited)", &socket_options::mss, 88, 32767},
       {"--defer-accept", "SECONDS", "TCP_DEFER_ACCEPT: accept only once data has arrived",
        &socket_options::defer_accept, 0, 2147483647},
       {"--fastopen", "QLEN", "TCP_FASTOPEN on the listener, with this queue length", &socket_options::fastopen, 0,
@@ -408,6 +408,8 @@ void map_socket_options(config& c, const raw_args& r, const CLI::App& app) {
     if (!name_like(r.bind_device, 15)) refuse("--bind-device", fmt::format("'{}' is not an interface name", r.bind_device));
     so.bind_device = r.bind_device;
   }
+  if ((so.keepidle || so.keepintvl || so.keepcnt) && r.no_keepalive)
+    refuse("--no-keepalive", "conflicts with --keepidle, --keepintvl and --keepcnt, which turn keepalive on");
   so.freebind = r.freebind;
   so.transparent = r.transparent;
   so.quickack = r.quickack;
