@@ -91,6 +91,24 @@ class on_terminal {
   std::string shown_;
 };
 
+// Stops the server, lets n clients connect at once (more than the queue holds), resumes it.
+std::vector<int> burst_while_stopped(server_process& s, int n) {
+  REQUIRE(s.proc.send_signal(SIGSTOP));
+  std::vector<int> fds;
+  for (int i = 0; i < n; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(s.port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    fds.push_back(fd);
+  }
+  std::this_thread::sleep_for(100ms);
+  REQUIRE(s.proc.send_signal(SIGCONT));
+  return fds;
+}
+
 std::uint16_t port_after(const std::string& text, const std::string& marker) {
   const auto at = text.find(marker);
   if (at == std::string::npos) return 0;
@@ -203,19 +221,7 @@ TEST_CASE("shell: a full accept queue is warned about once, with the flag that h
   auto s = start_server({"-v", "--log", "/dev/null"});  // the default backlog of 5
   const pid_t pid = s.proc.pid();
   // While the server is stopped, clients fill the accept queue past its limit.
-  REQUIRE(s.proc.send_signal(SIGSTOP));
-  std::vector<int> fds;
-  for (int i = 0; i < 20; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(s.port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    fds.push_back(fd);
-  }
-  std::this_thread::sleep_for(100ms);
-  REQUIRE(s.proc.send_signal(SIGCONT));
+  const std::vector<int> fds = burst_while_stopped(s, 20);
   CHECK(s.proc.wait_for_stderr("accept queue full (backlog 5): clients may be refused or delayed; try --backlog max",
                                5s));
   for (int fd : fds) ::close(fd);
@@ -231,19 +237,7 @@ TEST_CASE("shell: a full accept queue is warned about once, with the flag that h
 
 TEST_CASE("shell: with -b max the same burst is no warning", "[shell][backlog]") {
   auto s = start_server({"-b", "max"});
-  REQUIRE(s.proc.send_signal(SIGSTOP));
-  std::vector<int> fds;
-  for (int i = 0; i < 20; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(s.port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    fds.push_back(fd);
-  }
-  std::this_thread::sleep_for(100ms);
-  REQUIRE(s.proc.send_signal(SIGCONT));
+  const std::vector<int> fds = burst_while_stopped(s, 20);
   std::this_thread::sleep_for(300ms);
   for (int fd : fds) ::close(fd);
   REQUIRE(s.proc.send_signal(SIGTERM));

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "server/fault_hooks.hpp"
+#include "stream/decorator.hpp"
 #include "startup_server/startup_server.hpp"
 #include "support/loopback.hpp"
 
@@ -25,27 +26,15 @@ tcp_stream connect(server& s) {
   return c;
 }
 
-// A decorator that only forwards, counting what passes: what TLS or a trace will look like.
-struct counting_stream final : detail::byte_stream {
-  explicit counting_stream(detail::byte_stream& inner, std::atomic<int>& reads) : inner_(inner), reads_(reads) {}
+// A decorator that forwards, counting the reads it passes on: what TLS or a trace look like.
+struct counting_stream final : detail::decorator {
+  counting_stream(detail::byte_stream& inner, std::atomic<int>& reads) : detail::decorator(inner), reads_(reads) {}
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer into, std::error_code& ec) override {
     ++reads_;
-    const std::size_t n = co_await inner_.read_some(into, ec);
-    bytes_in += n;
-    co_return n;
+    co_return co_await detail::decorator::read_some(into, ec);
   }
-  asio::awaitable<std::size_t> write(asio::const_buffer data, std::error_code& ec) override {
-    const std::size_t n = co_await inner_.write(data, ec);
-    bytes_out += n;
-    co_return n;
-  }
-  void shutdown_send() noexcept override { inner_.shutdown_send(); }
-  void cancel() noexcept override { inner_.cancel(); }
-  void close() noexcept override { inner_.close(); }
-  detail::peer_identity& identity() noexcept override { return inner_.identity(); }
 
  private:
-  detail::byte_stream& inner_;
   std::atomic<int>& reads_;
 };
 

@@ -351,11 +351,8 @@ void server_impl::announce(announce_event::kind what, const std::string& message
   }
 }
 
-void server_impl::log_open(connection& c) {
-  c.log = std::make_unique<connection_log_state>();
-  c.log->since = std::chrono::steady_clock::now();
-  connection_record& r = c.log->record;
-  r.what = connection_record::kind::open;
+// The record's who and where: the connection's id and identity, as admission left it.
+static void describe_peer(connection& c, connection_record& r) {
   r.id = c.id;
   peer_identity& who = c.identity();
   const tcp::endpoint& local = local_endpoint(who, c.plain.plain_socket());
@@ -363,6 +360,14 @@ void server_impl::log_open(connection& c) {
   r.peer_port = who.remote.port();
   r.local_address = numeric_host(local.data());
   r.local_port = local.port();
+}
+
+void server_impl::log_open(connection& c) {
+  c.log = std::make_unique<connection_log_state>();
+  c.log->since = std::chrono::steady_clock::now();
+  connection_record& r = c.log->record;
+  r.what = connection_record::kind::open;
+  describe_peer(c, r);
   if (c.id == 1) r.socket_options = std::move(first_reports_);
   try {
     options_.connection_log(r);
@@ -393,13 +398,7 @@ void server_impl::log_refused(connection& c, const std::string& reason) noexcept
   try {
     connection_record r;
     r.what = connection_record::kind::refused;
-    r.id = c.id;
-    peer_identity& who = c.identity();
-    const tcp::endpoint& local = local_endpoint(who, c.plain.plain_socket());
-    r.peer_address = numeric_host(who.remote.data());
-    r.peer_port = who.remote.port();
-    r.local_address = numeric_host(local.data());
-    r.local_port = local.port();
+    describe_peer(c, r);
     r.reason = reason;
     options_.connection_log(r);
   } catch (...) {
