@@ -26,6 +26,9 @@ namespace startup_server::detail {
 // One event loop and its thread; connections stay on the worker that accepted them.
 struct worker {
   asio::io_context context{1};
+  // A timer makes Asio open the loop's descriptors (epoll, eventfd, timerfd) now, so the
+  // server's descriptor count is settled once it listens, not at a thread's first client.
+  asio::steady_timer settle{context};
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> guard;
   std::thread thread;
   connection* connections = nullptr;  // intrusive list, touched on this worker only
