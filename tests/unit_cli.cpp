@@ -296,3 +296,13 @@ TEST_CASE("cli: --help fits 80 columns, has no doubled blank lines and shows the
   CHECK(help.find("NIL server") != std::string::npos);
   CHECK(help.find("[PORT]") != std::string::npos);
 }
+
+TEST_CASE("cli: --idle-timeout and --trace say so where the server does not see the traffic", "[cli][guard]") {
+  auto raw = parse({"--idle-timeout", "5", "-x", "--exec", "cat"});
+  REQUIRE(raw.warnings.size() == 2);
+  CHECK(raw.warnings[0].find("--idle-timeout does not apply to --exec without --create-stream") != std::string::npos);
+  CHECK(raw.warnings[1].find("--trace does not apply") != std::string::npos);
+  CHECK(parse({"--idle-timeout", "5", "--stdio"}).warnings.size() == 1);
+  CHECK(parse({"--idle-timeout", "5", "-x", "--create-stream", "--exec", "cat"}).warnings.empty());
+  CHECK(parse({"--idle-timeout", "5", "-x"}).warnings.empty());
+}

@@ -572,6 +572,15 @@ config parse_command_line(const std::vector<std::string>& args) {
   map_guarding(c, r, app);
   map_socket_options(c, r, app);
   map_output(c, r, app, words);
+  // The server never sees the bytes of a raw-socket child or of --stdio: say so rather
+  // than take the flag and do nothing.
+  const bool unseen = (c.options.function == handler::exec && !c.options.create_stream) ||
+                      c.options.function == handler::stdio;
+  const char* whose = c.options.function == handler::stdio ? "--stdio" : "--exec without --create-stream";
+  if (unseen && app.count("--idle-timeout"))
+    c.warnings.push_back(fmt::format("--idle-timeout does not apply to {}: the server does not see that traffic", whose));
+  if (unseen && !c.trace.empty())
+    c.warnings.push_back(fmt::format("--trace does not apply to {}: the server does not see that traffic", whose));
   return c;
 }
 
