@@ -105,6 +105,16 @@ struct server_options {
   // integer (an IPv4 address as a 32-bit number). Empty: every address of the machine.
   std::string local_address;
 
+  // A listening TCP socket (IPv4 or IPv6) to serve on instead of resolving and binding one:
+  // a socket a service manager passed (systemd's LISTEN_FDS) or one the caller opened. The
+  // server owns it from start_up_server on and closes it, also when the start fails. It
+  // is never reopened: a listener failure ends the server. service, local_address, ipv6,
+  // reuseport and backlog are then not used (the socket has them already), nor are the
+  // socket options that must precede bind (bind_device, freebind, transparent, listener);
+  // the other listener options are set on it. Not a listening TCP socket: a usage
+  // condition. -1: bind as usual.
+  int listener_fd = -1;
+
   int backlog = 5;                     // listen(2) backlog, positive (the seed: nil or a positive integer)
   ipv6_mode ipv6 = ipv6_mode::any;
   bool nodelay = true;                 // TCP_NODELAY on accepted sockets
@@ -126,6 +136,12 @@ struct server_options {
   // up accepting while it runs: it must not block for long. An exception it throws is
   // caught and reported to `diagnostics` as a warning. Default: none.
   std::function<void(const announce_event&)> announce;
+
+  // Told once, when a stop begins after the server was listening (terminate, --once
+  // served, a runtime failure): no new connection is accepted from then on, and open ones
+  // finish or are cut. Same threads and rules as announce. A service manager's readiness
+  // protocol uses it (systemd's STOPPING=1). Default: none.
+  std::function<void()> stopping;
 
   // The seed's `wait`: start_up_server returns only once listening, or with the
   // startup condition. Without it, it returns at once and failures reach announce.

@@ -14,6 +14,8 @@
 
 #include "cli/outputs.hpp"
 #include "cli/run.hpp"
+#include "cli/service_manager.hpp"
+#include "core/resolve.hpp"
 #include "cli/signals.hpp"
 #include "core/io.hpp"
 
@@ -51,6 +53,7 @@ void report_to_caller(int fd, const std::string& message) {
   ::setsid();
   std::vector<int> keep = out.descriptors();
   keep.push_back(report);
+  if (c.options.listener_fd >= 0) keep.push_back(c.options.listener_fd);  // an inherited listener
   close_other_descriptors(keep);
   int status;
   {
@@ -66,7 +69,7 @@ void report_to_caller(int fd, const std::string& message) {
     redirect_to_null(STDIN_FILENO);
     redirect_to_null(STDOUT_FILENO);
     redirect_to_null(STDERR_FILENO);  // so -v without --log logs nowhere
-    report_to_caller(report, "ok");
+    report_to_caller(report, fmt::format("ok listening on {}", detail::endpoint_text(s->local_address(), s->local_port())));
     ::close(report);
     status = serve_until_stopped(*s, *watcher);
     watcher.reset();  // before the server it signals
@@ -78,7 +81,7 @@ void report_to_caller(int fd, const std::string& message) {
 
 }  // namespace
 
-int run_background(config& c, outputs& out) {
+int run_background(config& c, outputs& out, const service_manager& manager) {
   int report[2];
   if (::pipe2(report, O_CLOEXEC) != 0) {
     std::perror("startup-server: fatal: pipe");
@@ -103,7 +106,8 @@ int run_background(config& c, outputs& out) {
     answer.append(buf, static_cast<std::size_t>(n));
   }
   ::close(report[0]);
-  if (answer == "ok") {
+  if (answer.rfind("ok ", 0) == 0) {
+    manager.ready_from_parent(pid, answer.substr(3));
     std::printf("%d\n", static_cast<int>(pid));
     return exit_ok;
   }

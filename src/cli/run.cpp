@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "cli/outputs.hpp"
+#include "cli/service_manager.hpp"
 #include "cli/signals.hpp"
 #include "core/process_name.hpp"
 #include "core/resolve.hpp"
@@ -72,13 +73,23 @@ int run(config& c) {
   ::signal(SIGXFSZ, SIG_IGN);
   // Blocked before any thread exists, so only the signal watcher receives them.
   block_stop_signals();
+  service_manager manager;
+  std::vector<std::string> moot;
+  std::string problem;
+  if (!manager.take(c, moot, problem)) {
+    std::fprintf(stderr, "%s\n",
+                 escape_control_characters(fmt::format("startup-server: {}: fatal: socket activation: {}", name, problem)).c_str());
+    return exit_config;
+  }
   outputs out;
   if (!out.wire(c, name)) return exit_usage;
+  for (const auto& w : moot) out.error_line(escape_control_characters(fmt::format("startup-server: {}: warning: {}", name, w)));
+  manager.wire(c, out, c.background);
   detail::set_thread_name(name);
   c.options.wait = true;  // the command always learns the startup condition
   if (c.background) {
     c.options.error = false;  // the caller prints the startup condition; later errors are announced
-    return run_background(c, out);
+    return run_background(c, out, manager);
   }
   startup_condition condition;
   std::optional<stop_signal_watcher> watcher(std::in_place);

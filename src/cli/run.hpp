@@ -17,11 +17,13 @@ enum exit_status : int {
   exit_software = 70,     // EX_SOFTWARE: internal error
   exit_os_error = 71,     // EX_OSERR: any other system failure
   exit_no_perm = 77,      // EX_NOPERM: permission denied (e.g. a port below 1024)
+  exit_config = 78,       // EX_CONFIG: the sockets a service manager passed cannot be served
 };
 
 int exit_status_for(const startup_condition& condition);
 
 class outputs;
+class service_manager;
 class stop_signal_watcher;
 
 // Serves until the server ends by itself (--once, a fatal error) or by a stop signal (the
@@ -32,7 +34,7 @@ int serve_until_stopped(server& s, stop_signal_watcher& watcher, std::function<v
 
 // --wait: forks; the child detaches and starts the server. Returns, in the caller, once
 // the server listens (printing its PID) or has failed (printing why).
-int run_background(config& c, outputs& out);
+int run_background(config& c, outputs& out, const service_manager& manager);
 
 // Runs the parsed command line: returns the process's exit status.
 int run(config& c);

@@ -16,6 +16,7 @@
 #include "core/listener.hpp"
 #include "core/privileges.hpp"
 #include "core/sockopts.hpp"
+#include "core/systemd.hpp"
 #include "handlers/table.hpp"
 #include "server/fault_hooks.hpp"
 #include "server/guards.hpp"
@@ -122,6 +123,15 @@ asio::awaitable<bool> server_impl::recover_from_accept_error(std::error_code ec,
 asio::awaitable<bool> server_impl::reopen_listener() {
   using namespace std::chrono_literals;
   startup_condition condition;
+  if (inherited_) {
+    // Only its maker can make it again: the server ends, and the service manager decides.
+    std::error_code ignored;
+    acceptor_.close(ignored);
+    fail({startup_condition::phase::runtime, std::make_error_code(std::errc::io_error),
+          fmt::format("the inherited listener on {} keeps failing and cannot be reopened",
+                      endpoint_text(reinterpret_cast<sockaddr*>(&bound_.addr)))});
+    co_return false;
+  }
   for (int attempt = 0; attempt < 20 && phase_.load() == lifecycle_phase::serving; ++attempt) {
     std::error_code ignored;
     acceptor_.close(ignored);
@@ -267,6 +277,12 @@ void server_impl::begin_serving(connection& c) {
 asio::awaitable<void> server_impl::run() {
   std::error_code ec;
   const std::string where = options_.local_address.empty() ? "*" : options_.local_address;
+  startup_condition condition;
+  // An inherited listener is ours from the first moment, so every way out closes it.
+  if (options_.listener_fd >= 0 && !adopt_listener(condition)) {
+    fail(condition);
+    co_return;
+  }
   if (options_.backlog < 1) {
     fail({startup_condition::phase::usage, std::make_error_code(std::errc::invalid_argument),
           fmt::format("backlog {} is not a positive number", options_.backlog)});
@@ -285,20 +301,22 @@ asio::awaitable<void> server_impl::run() {
           "handler::user and a `serve` function go together"});
     co_return;
   }
-  const std::uint16_t port = resolve_service(options_.service, ec);
-  if (ec) {
-    fail({startup_condition::phase::resolve, ec,
-          fmt::format("unable to resolve service '{}' for {}", options_.service, where)});
-    co_return;
+  std::vector<bind_candidate> candidates;
+  if (!inherited_) {
+    const std::uint16_t port = resolve_service(options_.service, ec);
+    if (ec) {
+      fail({startup_condition::phase::resolve, ec,
+            fmt::format("unable to resolve service '{}' for {}", options_.service, where)});
+      co_return;
+    }
+    candidates = bind_candidates(options_.local_address, port, options_.ipv6, ec);
+    if (ec) {
+      auto stage = ec == resolver_errc::contradicts_mode ? startup_condition::phase::usage
+                                                        : startup_condition::phase::resolve;
+      fail({stage, ec, fmt::format("unable to resolve address '{}' for port {}", where, port)});
+      co_return;
+    }
   }
-  auto candidates = bind_candidates(options_.local_address, port, options_.ipv6, ec);
-  if (ec) {
-    auto stage = ec == resolver_errc::contradicts_mode ? startup_condition::phase::usage
-                                                      : startup_condition::phase::resolve;
-    fail({stage, ec, fmt::format("unable to resolve address '{}' for port {}", where, port)});
-    co_return;
-  }
-  startup_condition condition;
   if (!build_guards(condition)) {
     fail(condition);
     co_return;
@@ -313,7 +331,8 @@ asio::awaitable<void> server_impl::run() {
       co_return;
     }
   }
-  if (!listen_on(candidates, condition) || !probe_accepted_options(bound_.family, options_, condition)) {
+  if ((!inherited_ && !listen_on(candidates, condition)) ||
+      !probe_accepted_options(bound_.family, options_, condition)) {
     fail(condition);
     co_return;
   }
@@ -351,8 +370,60 @@ bool server_impl::listen_on(const std::vector<bind_candidate>& candidates, start
                  fmt::format("unable to listen on {}", endpoint_text(reinterpret_cast<sockaddr*>(&bound.addr)))};
     return false;
   }
-  if (bound.family == AF_INET6 ? !IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<sockaddr_in6*>(&bound.addr)->sin6_addr)
-                               : reinterpret_cast<sockaddr_in*>(&bound.addr)->sin_addr.s_addr != htonl(INADDR_ANY)) {
+  take_listener(bound, std::move(reports));
+  return true;
+}
+
+// The caller's listener (socket activation): checked, made non-blocking and close-on-exec,
+// given the listener options that still apply after bind, and owned by the acceptor.
+bool server_impl::adopt_listener(startup_condition& condition) {
+  const int fd = options_.listener_fd;
+  std::string problem;
+  if (!is_tcp_listener(fd, problem)) {
+    ::close(fd);
+    condition = {startup_condition::phase::usage, std::make_error_code(std::errc::not_a_socket),
+                 "inherited listener: " + problem};
+    return false;
+  }
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  bind_candidate bound;
+  bound.len = sizeof bound.addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound.addr), &bound.len);
+  bound.family = bound.addr.ss_family;
+  if (bound.family == AF_INET6) {
+    int v6only = 0;
+    socklen_t len = sizeof v6only;
+    ::getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len);
+    bound.v6only = v6only != 0;
+  }
+  std::error_code ec;
+  acceptor_.assign(bound.family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    condition = {startup_condition::phase::listen, portable(ec),
+                 fmt::format("unable to listen on {}", endpoint_text(reinterpret_cast<sockaddr*>(&bound.addr)))};
+    return false;
+  }
+  inherited_ = true;
+  const socket_options& o = options_.sockets;
+  if (o.bind_device || o.freebind || o.transparent || !o.listener.empty())
+    warn("the listener is inherited: socket options that precede bind (device, freebind, transparent, "
+         "listener options) are not set; set them where it is made (the .socket unit)");
+  std::vector<socket_option_report> reports;
+  std::string failed;
+  if (!apply_socket_options(fd, bound.family, o, sockopt_target::listener_before_listen, &reports, failed, ec)) {
+    condition = {startup_condition::phase::bind, ec,
+                 fmt::format("unable to set {} on {}", failed, endpoint_text(reinterpret_cast<sockaddr*>(&bound.addr)))};
+    return false;
+  }
+  take_listener(bound, std::move(reports));
+  return true;
+}
+
+void server_impl::take_listener(const bind_candidate& bound, std::vector<socket_option_report> reports) {
+  if (bound.family == AF_INET6 ? !IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6*>(&bound.addr)->sin6_addr)
+                               : reinterpret_cast<const sockaddr_in*>(&bound.addr)->sin_addr.s_addr != htonl(INADDR_ANY)) {
     tcp::endpoint local;
     std::memcpy(local.data(), &bound.addr, bound.len);
     local.resize(bound.len);
@@ -361,7 +432,6 @@ bool server_impl::listen_on(const std::vector<bind_candidate>& candidates, start
   std::lock_guard lock(mutex_);
   bound_ = bound;
   listener_reports_ = std::move(reports);
-  return true;
 }
 
 }  // namespace startup_server::detail

@@ -33,11 +33,14 @@ constexpr auto cut_backstop = std::chrono::seconds(2);
 // Shortages less than this apart belong to one episode, warned about once.
 constexpr auto shortage_episode_gap = std::chrono::seconds(1);
 
-std::vector<std::string> environment_without_tcp() {
+std::vector<std::string> environment_for_children() {
   std::vector<std::string> env;
   for (char** e = environ; e && *e; ++e) {
     std::string_view v(*e);
     if (v.rfind("PROTO=", 0) == 0 || v.rfind("TCPLOCAL", 0) == 0 || v.rfind("TCPREMOTE", 0) == 0) continue;
+    // The service manager's words to this process: a child that saw them could claim
+    // readiness or sockets for the server.
+    if (v.rfind("NOTIFY_SOCKET=", 0) == 0 || v.rfind("LISTEN_", 0) == 0) continue;
     env.emplace_back(v);
   }
   return env;
@@ -109,7 +112,7 @@ server_impl::server_impl(server_options options)
       idle_timer_(control_.context) {
   if (options_.function == handler::exec) {
     exec_.argv = options_.exec_argv;
-    exec_.base_env = environment_without_tcp();
+    exec_.base_env = environment_for_children();
     exec_.create_stream = options_.create_stream;
     exec_.children = &children_;
   }
@@ -212,6 +215,7 @@ void server_impl::request_stop(stop_request r) {
 
 void server_impl::enter_draining(bool arm) {
   phase_ = lifecycle_phase::draining;
+  tell_stopping();
   std::error_code ignored;
   acceptor_.close(ignored);
   pause_timer_.cancel();
@@ -232,8 +236,10 @@ void server_impl::arm_grace() {
 
 // Close every connection and kill every child group; handlers wind down from there.
 void server_impl::enter_cutting() {
-  if (phase_.load() >= lifecycle_phase::cutting) return;
+  const lifecycle_phase before = phase_.load();
+  if (before >= lifecycle_phase::cutting) return;
   phase_ = lifecycle_phase::cutting;
+  if (before == lifecycle_phase::serving) tell_stopping();
   std::error_code ignored;
   acceptor_.close(ignored);
   pause_timer_.cancel();
@@ -328,6 +334,15 @@ void server_impl::resource_shortage(const std::string& message) noexcept {
   const std::int64_t before = last_shortage_.exchange(now);
   const auto gap = std::chrono::nanoseconds(now - before);
   if (before == 0 || gap >= shortage_episode_gap) warn(message);
+}
+
+void server_impl::tell_stopping() {
+  if (!options_.stopping) return;
+  try {
+    options_.stopping();
+  } catch (...) {
+    warn("stopping callback: " + exception_text(std::current_exception()));
+  }
 }
 
 void server_impl::announce(announce_event::kind what, const std::string& message) {

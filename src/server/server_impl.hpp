@@ -65,6 +65,8 @@ class server_impl final : public connection_owner {
   asio::awaitable<void> admit_then_serve(connection& c);
   void begin_serving(connection& c);
   bool listen_on(const std::vector<bind_candidate>& candidates, startup_condition& condition);
+  bool adopt_listener(startup_condition& condition);
+  void take_listener(const bind_candidate& bound, std::vector<socket_option_report> reports);
   bool on_server_thread() const noexcept;
 
   // connection_owner
@@ -88,6 +90,7 @@ class server_impl final : public connection_owner {
 
   // User callbacks, each called from here: outside every lock, exceptions caught.
   void announce(announce_event::kind what, const std::string& message = {});
+  void tell_stopping();
   void tell(diagnostic::kind what, const std::string& message) noexcept;
   void tell(const diagnostic& d) noexcept;
   void log_open(connection& c);
@@ -118,7 +121,8 @@ class server_impl final : public connection_owner {
   tcp::endpoint accepted_peer_;
   std::uint64_t accepted_ = 0;
   unsigned capacity_ = 0;  // connections at once before accepting pauses; 0: no limit
-  bool accepted_options_ = false;  // socket options to set on each accepted socket
+  bool accepted_options_ = false;
+  bool inherited_ = false;  // the listener came from options_.listener_fd: never reopened  // socket options to set on each accepted socket
   // The first connection's socket options, requested and effective: written and read on
   // its thread, before its open record.
   std::vector<socket_option_report> first_reports_;

@@ -61,7 +61,23 @@ std::string binary_path() {
   return path;
 }
 
-child_process::child_process(const std::vector<std::string>& argv) {
+namespace {
+
+// environ with extras applied.
+std::vector<std::string> environment_with(const std::vector<std::string>& changes) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  for (const auto& change : changes) {
+    const std::string name = change.substr(0, change.find('='));
+    std::erase_if(env, [&](const std::string& v) { return v.compare(0, name.size() + 1, name + "=") == 0; });
+    if (change.find('=') != std::string::npos) env.push_back(change);
+  }
+  return env;
+}
+
+}  // namespace
+
+child_process::child_process(const std::vector<std::string>& argv, const spawn_extras& extras) {
   if (argv.empty()) throw std::invalid_argument("child_process: empty argument vector");
   int out[2], err[2];
   if (::pipe2(out, O_CLOEXEC) != 0) throw_errno(errno, "pipe2");
@@ -84,13 +100,23 @@ child_process::child_process(const std::vector<std::string>& argv) {
   ::posix_spawn_file_actions_addopen(&s.actions, 0, "/dev/null", O_RDONLY, 0);
   ::posix_spawn_file_actions_adddup2(&s.actions, out[1], 1);
   ::posix_spawn_file_actions_adddup2(&s.actions, err[1], 2);
-  ::posix_spawn_file_actions_addclosefrom_np(&s.actions, 3);
+  // Moved out of the way first, so no passed descriptor is overwritten before it is placed.
+  std::vector<int> staged;
+  for (int fd : extras.fds) staged.push_back(::fcntl(fd, F_DUPFD_CLOEXEC, 100));
+  for (std::size_t i = 0; i < staged.size(); ++i)
+    ::posix_spawn_file_actions_adddup2(&s.actions, staged[i], 3 + static_cast<int>(i));
+  ::posix_spawn_file_actions_addclosefrom_np(&s.actions, 3 + static_cast<int>(staged.size()));
 
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  std::vector<std::string> env_text = environment_with(extras.env);
+  std::vector<char*> env;
+  for (auto& e : env_text) env.push_back(e.data());
+  env.push_back(nullptr);
   pid_t pid = -1;
-  int rc = ::posix_spawnp(&pid, args[0], &s.actions, &s.attr, args.data(), environ);
+  int rc = ::posix_spawnp(&pid, args[0], &s.actions, &s.attr, args.data(), env.data());
+  for (int fd : staged) ::close(fd);
   ::close(out[1]);
   ::close(err[1]);
   if (rc != 0) {

@@ -30,10 +30,16 @@ inline constexpr int timed_out = -1;
 // mask and only descriptors 0-2. If it is still running, the destructor sends SIGTERM,
 // then SIGKILL after a second, and reaps it, so a failing test never leaves it behind.
 // Not thread-safe.
+// What a child gets beyond 0-2 and the test's environment.
+struct spawn_extras {
+  std::vector<int> fds;          // become the child's 3, 4, ... (as a service manager passes them)
+  std::vector<std::string> env;  // NAME=VALUE, added or replacing; "NAME" alone removes it
+};
+
 class child_process {
  public:
   // argv[0] is looked up in PATH when it has no '/'. Throws std::system_error.
-  explicit child_process(const std::vector<std::string>& argv);
+  explicit child_process(const std::vector<std::string>& argv, const spawn_extras& extras = {});
   child_process(child_process&& other) noexcept;
   child_process& operator=(child_process&&) = delete;
   child_process(const child_process&) = delete;
