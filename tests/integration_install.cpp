@@ -1,5 +1,5 @@
-// Integration tests: cmake --install under any prefix, and programs built against what it
-// installed (through find_package and through pkg-config alone).
+// Integration tests: cmake --install under any prefix, programs built against what it installed
+// (through find_package and through pkg-config alone), and the Debian package from cpack.
 #include <catch2/catch.hpp>
 
 #include <filesystem>
@@ -159,4 +159,44 @@ TEST_CASE("install: a program built with pkg-config --cflags --libs startup_serv
                consumer + "' $(PKG_CONFIG_PATH='" + pc_path + "' pkg-config --cflags --libs startup_server) " +
                consumer_ldflags});
   run_consumer(consumer);
+}
+
+TEST_CASE("package: cpack -G DEB packs every installed file under /usr, with name, version and dependencies",
+          "[package]") {
+  if (!STARTUP_SERVER_INSTALL_DIRS_RELATIVE) {
+    WARN("an install folder (CMAKE_INSTALL_*DIR) is absolute: the package test is skipped");
+    return;
+  }
+  if (!have("dpkg-deb") || !have("dpkg-shlibdeps")) {
+    WARN("dpkg-deb or dpkg-shlibdeps is missing (scripts/setup.sh installs dpkg-dev): the package test is skipped");
+    return;
+  }
+  temp_dir dir;
+  succeed({STARTUP_SERVER_CPACK, "-G", "DEB", "--config", build_dir + "/CPackConfig.cmake", "-B", dir.path()});
+  std::string deb;
+  for (const auto& entry : fs::directory_iterator(dir.path()))
+    if (entry.path().extension() == ".deb") deb = entry.path().string();
+  REQUIRE(!deb.empty());
+
+  const run_result contents = succeed({"dpkg-deb", "-c", deb});
+  for (const auto& file : installed_files()) {
+    INFO("./usr/" << file << " in\n" << contents.out);
+    CHECK(contents.out.find(" ./usr/" + file + "\n") != std::string::npos);
+  }
+
+  const run_result fields = succeed({"dpkg-deb", "-f", deb, "Package", "Version", "Depends"});
+  INFO(fields.out);
+  CHECK(fields.out.find("Package: startup-server\n") != std::string::npos);
+  CHECK(fields.out.find("Version: " + project_version + "\n") != std::string::npos);
+  const auto depends = fields.out.find("Depends: ");
+  REQUIRE(depends != std::string::npos);
+  const std::string depends_line = fields.out.substr(depends, fields.out.find('\n', depends) - depends);
+  CHECK(depends_line.find("libc6") != std::string::npos);
+  CHECK(depends_line.find("libfmt" STARTUP_SERVER_FMT_VERSION_MAJOR) != std::string::npos);  // fmt is linked shared
+
+  // Inside the package the pkg-config file names /usr, the prefix it installs to.
+  succeed({"dpkg-deb", "-x", deb, dir.file("root")});
+  const auto pc = read_file(dir.file("root") + "/usr/" + install_dirs().lib + "/pkgconfig/startup_server.pc");
+  REQUIRE(pc);
+  CHECK(pc->find("\nprefix=/usr\n") != std::string::npos);
 }
