@@ -18,7 +18,8 @@ if(GIT_EXECUTABLE AND EXISTS "${SOURCE_DIR}/.git")
                   RESULT_VARIABLE failed OUTPUT_VARIABLE commit ERROR_QUIET OUTPUT_STRIP_TRAILING_WHITESPACE)
   if(NOT failed AND commit MATCHES "^[0-9a-f]+$")
     # Untracked files (a build directory, an editor's backup) do not make the tree dirty.
-    execute_process(COMMAND "${GIT_EXECUTABLE}" -C "${SOURCE_DIR}" status --porcelain --untracked-files=no
+    # --no-optional-locks: the build never takes the index lock from a git command run meanwhile.
+    execute_process(COMMAND "${GIT_EXECUTABLE}" --no-optional-locks -C "${SOURCE_DIR}" status --porcelain --untracked-files=no
                     RESULT_VARIABLE failed OUTPUT_VARIABLE changes ERROR_QUIET)
     if(NOT failed)
       set(revision "${commit}")
