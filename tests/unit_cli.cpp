@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <regex>
 #include <sstream>
 
 #include "cli/cli.hpp"
@@ -197,6 +198,16 @@ TEST_CASE("cli: --help lists every flag and the usage line", "[cli]") {
     CHECK(help.find(flag) != std::string::npos);
   }
   CHECK(help.find("Usage: startup-server") != std::string::npos);
+}
+
+TEST_CASE("cli: --version starts with the project's version, then the commit when there is one", "[cli]") {
+  const std::string text = cli::version_text();
+  INFO(text);
+  // STARTUP_SERVER_PROJECT_VERSION is project(VERSION) in CMakeLists.txt.
+  CHECK(text.rfind("startup-server " STARTUP_SERVER_PROJECT_VERSION, 0) == 0);
+  // "(git 1a2b3c4)" or "(git 1a2b3c4-dirty)" from a git checkout; nothing more from a tarball.
+  static const std::regex shape(R"(startup-server [0-9]+\.[0-9]+\.[0-9]+( \(git [0-9a-f]{7,}(-dirty)?\))?\n)");
+  CHECK(std::regex_match(text, shape));
 }
 
 TEST_CASE("cli: a port as the first word, as nc -l users type it", "[cli][shell]") {

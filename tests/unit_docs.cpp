@@ -199,6 +199,15 @@ TEST_CASE("docs: the man page has every required section", "[docs]") {
   }
 }
 
+TEST_CASE("docs: the man page's header names the project's version", "[docs]") {
+  std::istringstream roff(read_file(man_page));
+  std::string line;
+  while (std::getline(roff, line) && line.rfind(".TH ", 0) != 0) {
+  }
+  INFO(line);
+  CHECK(line.find("\"startup-server " STARTUP_SERVER_PROJECT_VERSION "\"") != std::string::npos);
+}
+
 TEST_CASE("docs: the man page lists every exit status and UCSPI variable", "[docs]") {
   const std::string text = roff_to_text(read_file(man_page));
   for (const char* status : {"\n.B 0\n", "\n.B 64\n", "\n.B 68\n", "\n.B 69\n", "\n.B 70\n", "\n.B 71\n", "\n.B 77\n"}) {

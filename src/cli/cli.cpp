@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <string_view>
 #include <fmt/core.h>
 
 #include "cli/announce_format.hpp"
@@ -607,6 +608,14 @@ std::string help_text() {
   return format_help(app);
 }
 
-std::string version_text() { return fmt::format("startup-server {}\n", STARTUP_SERVER_VERSION); }
+// "1a2b3c4", "1a2b3c4-dirty", or empty for a build outside a git checkout. Defined in a source
+// generated at build time (cmake/git_revision.cmake), so the commit is never stale.
+const char* git_revision() noexcept;
+
+std::string version_text() {
+  const std::string_view revision = git_revision();
+  if (revision.empty()) return fmt::format("startup-server {}\n", STARTUP_SERVER_VERSION);
+  return fmt::format("startup-server {} (git {})\n", STARTUP_SERVER_VERSION, revision);
+}
 
 }  // namespace startup_server::cli

@@ -333,6 +333,10 @@ server_process start_server(const std::vector<std::string>& args, announce_style
 run_result run_binary(const std::vector<std::string>& args, milliseconds timeout) {
   std::vector<std::string> argv{binary_path()};
   argv.insert(argv.end(), args.begin(), args.end());
+  return run_command(argv, timeout);
+}
+
+run_result run_command(const std::vector<std::string>& argv, milliseconds timeout) {
   const auto start = steady::now();
   child_process p(argv);
   run_result r;

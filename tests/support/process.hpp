@@ -130,6 +130,8 @@ struct run_result {
   milliseconds elapsed{0};
 };
 run_result run_binary(const std::vector<std::string>& args, milliseconds timeout = milliseconds(10000));
+// Runs any program (argv[0] looked up in PATH) the same way: cmake, pkg-config, a compiler.
+run_result run_command(const std::vector<std::string>& argv, milliseconds timeout);
 
 // Lines of text without their '\n' (a last line without one is kept).
 std::vector<std::string> split_lines(const std::string& text);

@@ -1,0 +1,202 @@
+// Integration tests: cmake --install under any prefix, programs built against what it installed
+// (through find_package and through pkg-config alone), and the Debian package from cpack.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "support/process.hpp"
+#include "support/procfs.hpp"
+
+using namespace test_support;
+namespace fs = std::filesystem;
+
+namespace {
+
+// What tests/CMakeLists.txt tells about this build.
+const std::string build_dir = STARTUP_SERVER_BUILD_DIR;
+const std::string source_dir = STARTUP_SERVER_SOURCE_DIR;
+const std::string project_version = STARTUP_SERVER_PROJECT_VERSION;
+
+// The GNUInstallDirs folders, relative to the prefix.
+struct install_dirs {
+  std::string bin = STARTUP_SERVER_INSTALL_BINDIR;
+  std::string lib = STARTUP_SERVER_INSTALL_LIBDIR;
+  std::string include = STARTUP_SERVER_INSTALL_INCLUDEDIR;
+  std::string data = STARTUP_SERVER_INSTALL_DATADIR;
+  std::string man = STARTUP_SERVER_INSTALL_MANDIR;
+};
+
+// Every file the install puts in place, relative to the prefix: the command, its man page and
+// completions, and the library (headers, archive, CMake package, pkg-config file).
+std::vector<std::string> installed_files() {
+  const install_dirs d;
+  std::vector<std::string> files{
+      d.bin + "/startup-server",
+      d.man + "/man1/startup-server.1",
+      d.data + "/bash-completion/completions/startup-server",
+      d.data + "/zsh/vendor-completions/_startup-server",
+      d.data + "/fish/vendor_completions.d/startup-server.fish",
+      d.lib + "/libstartup_server.a",
+      d.lib + "/cmake/startup_server/startup_server-config.cmake",
+      d.lib + "/cmake/startup_server/startup_server-config-version.cmake",
+      d.lib + "/cmake/startup_server/startup_server-targets.cmake",
+      d.lib + "/pkgconfig/startup_server.pc",
+  };
+  for (const auto& header : fs::directory_iterator(source_dir + "/include/startup_server"))
+    files.push_back(d.include + "/startup_server/" + header.path().filename().string());
+  return files;
+}
+
+constexpr milliseconds command_timeout{100000};
+
+// Runs argv and requires it to succeed, showing its output if it does not.
+run_result succeed(const std::vector<std::string>& argv) {
+  std::string command = "$";
+  for (const auto& word : argv) command += " " + word;
+  run_result r = run_command(argv, command_timeout);
+  INFO(command << "\nstdout: " << r.out << "\nstderr: " << r.err);
+  REQUIRE(r.status == 0);
+  return r;
+}
+
+bool have(const std::string& program) {
+  return run_command({"/bin/sh", "-c", "command -v '" + program + "'"}, milliseconds(10000)).status == 0;
+}
+
+// cmake --install of this build into <dir>/prefix. The install folders must be relative, or
+// the install would leave the prefix (and write into the system).
+std::string install_into(const temp_dir& dir) {
+  const std::string prefix = dir.file("prefix");
+  succeed({STARTUP_SERVER_CMAKE, "--install", build_dir, "--prefix", prefix});
+  return prefix;
+}
+
+// The sanitizer presets build the library instrumented: a program linking it needs the same
+// flags, so the consumers get this build's CMAKE_CXX_FLAGS and CMAKE_EXE_LINKER_FLAGS (empty
+// in the release preset). That keeps these tests meaningful in every preset, and the
+// consumers' server and client run under the same sanitizer as the rest of the suite.
+const std::string consumer_cxxflags = STARTUP_SERVER_CONSUMER_CXXFLAGS;
+const std::string consumer_ldflags = STARTUP_SERVER_CONSUMER_LDFLAGS;
+
+void run_consumer(const std::string& path) {
+  const run_result r = succeed({path});
+  CHECK(r.out.find("consumer: echoed") != std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("install: cmake --install puts every file under the prefix it is given", "[install]") {
+  if (!STARTUP_SERVER_INSTALL_DIRS_RELATIVE) {
+    WARN("an install folder (CMAKE_INSTALL_*DIR) is absolute: the install tests are skipped");
+    return;
+  }
+  temp_dir dir;
+  const std::string prefix = install_into(dir);
+  for (const auto& file : installed_files()) {
+    INFO(prefix << "/" << file);
+    CHECK(fs::is_regular_file(prefix + "/" + file));
+  }
+  const run_result version = succeed({prefix + "/" + install_dirs().bin + "/startup-server", "--version"});
+  CHECK(version.out.rfind("startup-server " + project_version, 0) == 0);
+
+  // The pkg-config file names the prefix installed to, not the one configured.
+  const auto pc = read_file(prefix + "/" + install_dirs().lib + "/pkgconfig/startup_server.pc");
+  REQUIRE(pc);
+  INFO(*pc);
+  CHECK(pc->find("\nprefix=" + prefix + "\n") != std::string::npos);
+  CHECK(pc->find("\nVersion: " + project_version + "\n") != std::string::npos);
+  CHECK(pc->find("@") == std::string::npos);
+}
+
+TEST_CASE("install: a program built with find_package(startup_server) runs", "[install]") {
+  if (!STARTUP_SERVER_INSTALL_DIRS_RELATIVE) {
+    WARN("an install folder (CMAKE_INSTALL_*DIR) is absolute: the install tests are skipped");
+    return;
+  }
+  temp_dir dir;
+  const std::string prefix = install_into(dir);
+  const std::string consumer_build = dir.file("consumer");
+  const run_result configured = succeed({STARTUP_SERVER_CMAKE, "-S", source_dir + "/tests/consumer", "-B",
+                                         consumer_build, "-G", STARTUP_SERVER_GENERATOR,
+                                         "-DCMAKE_MAKE_PROGRAM=" STARTUP_SERVER_MAKE_PROGRAM,
+                                         "-DCMAKE_CXX_COMPILER=" STARTUP_SERVER_CXX,
+                                         "-DCMAKE_CXX_FLAGS=" + consumer_cxxflags,
+                                         "-DCMAKE_EXE_LINKER_FLAGS=" + consumer_ldflags,
+                                         "-DCMAKE_PREFIX_PATH=" + prefix,
+                                         "-DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF"});
+  // The package found is the one just installed, at the project's version.
+  CHECK(configured.out.find("startup_server " + project_version + " from " + prefix + "/") != std::string::npos);
+  succeed({STARTUP_SERVER_CMAKE, "--build", consumer_build});
+  run_consumer(consumer_build + "/consumer");
+}
+
+TEST_CASE("install: a program built with pkg-config --cflags --libs startup_server alone runs", "[install]") {
+  if (!STARTUP_SERVER_INSTALL_DIRS_RELATIVE) {
+    WARN("an install folder (CMAKE_INSTALL_*DIR) is absolute: the install tests are skipped");
+    return;
+  }
+  if (!have("pkg-config")) {
+    WARN("pkg-config is not installed (scripts/setup.sh installs it): the pkg-config test is skipped");
+    return;
+  }
+  temp_dir dir;
+  const std::string prefix = install_into(dir);
+  const std::string pc_path = prefix + "/" + install_dirs().lib + "/pkgconfig";
+
+  const run_result version = succeed({"env", "PKG_CONFIG_PATH=" + pc_path, "pkg-config", "--modversion", "startup_server"});
+  CHECK(version.out == project_version + "\n");
+  const run_result flags = succeed({"env", "PKG_CONFIG_PATH=" + pc_path, "pkg-config", "--cflags", "--libs", "startup_server"});
+  INFO(flags.out);
+  CHECK(flags.out.find("-I" + prefix + "/" + install_dirs().include) != std::string::npos);
+  CHECK(flags.out.find("-L" + prefix + "/" + install_dirs().lib) != std::string::npos);
+
+  // The line a user types, through a shell: the compiler, the source, and pkg-config's words.
+  const std::string consumer = dir.file("consumer");
+  succeed({"/bin/sh", "-c",
+           STARTUP_SERVER_CXX " -std=c++20 " + consumer_cxxflags + " '" + source_dir + "/tests/consumer/main.cpp' -o '" +
+               consumer + "' $(PKG_CONFIG_PATH='" + pc_path + "' pkg-config --cflags --libs startup_server) " +
+               consumer_ldflags});
+  run_consumer(consumer);
+}
+
+TEST_CASE("package: cpack -G DEB packs every installed file under /usr, with name, version and dependencies",
+          "[package]") {
+  if (!STARTUP_SERVER_INSTALL_DIRS_RELATIVE) {
+    WARN("an install folder (CMAKE_INSTALL_*DIR) is absolute: the package test is skipped");
+    return;
+  }
+  if (!have("dpkg-deb") || !have("dpkg-shlibdeps")) {
+    WARN("dpkg-deb or dpkg-shlibdeps is missing (scripts/setup.sh installs dpkg-dev): the package test is skipped");
+    return;
+  }
+  temp_dir dir;
+  succeed({STARTUP_SERVER_CPACK, "-G", "DEB", "--config", build_dir + "/CPackConfig.cmake", "-B", dir.path()});
+  std::string deb;
+  for (const auto& entry : fs::directory_iterator(dir.path()))
+    if (entry.path().extension() == ".deb") deb = entry.path().string();
+  REQUIRE(!deb.empty());
+
+  const run_result contents = succeed({"dpkg-deb", "-c", deb});
+  for (const auto& file : installed_files()) {
+    INFO("./usr/" << file << " in\n" << contents.out);
+    CHECK(contents.out.find(" ./usr/" + file + "\n") != std::string::npos);
+  }
+
+  const run_result fields = succeed({"dpkg-deb", "-f", deb, "Package", "Version", "Depends"});
+  INFO(fields.out);
+  CHECK(fields.out.find("Package: startup-server\n") != std::string::npos);
+  CHECK(fields.out.find("Version: " + project_version + "\n") != std::string::npos);
+  const auto depends = fields.out.find("Depends: ");
+  REQUIRE(depends != std::string::npos);
+  const std::string depends_line = fields.out.substr(depends, fields.out.find('\n', depends) - depends);
+  CHECK(depends_line.find("libc6") != std::string::npos);
+  CHECK(depends_line.find("libfmt" STARTUP_SERVER_FMT_VERSION_MAJOR) != std::string::npos);  // fmt is linked shared
+
+  // Inside the package the pkg-config file names /usr, the prefix it installs to.
+  succeed({"dpkg-deb", "-x", deb, dir.file("root")});
+  const auto pc = read_file(dir.file("root") + "/usr/" + install_dirs().lib + "/pkgconfig/startup_server.pc");
+  REQUIRE(pc);
+  CHECK(pc->find("\nprefix=/usr\n") != std::string::npos);
+}
