@@ -2,7 +2,7 @@
 # Installs what building and testing startup-server needs on Debian 12, if missing.
 set -euo pipefail
 
-packages=(g++ cmake ninja-build libcli11-dev libfmt-dev libasio-dev catch2 groff-base iproute2 strace procps pkg-config dpkg-dev)
+packages=(g++ cmake ninja-build libcli11-dev libfmt-dev libasio-dev libssl-dev openssl catch2 groff-base iproute2 strace procps pkg-config dpkg-dev)
 [ "${1-}" = "--bench" ] && packages+=(ucspi-tcp ncat socat gnuplot-nox)
 
 missing=()

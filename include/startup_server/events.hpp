@@ -40,6 +40,10 @@ struct announce_event {
   // kind::listening only: the listener's socket options, requested and effective (empty
   // when none was given).
   std::vector<socket_option_report> socket_options;
+  // kind::listening with TLS: the SHA-256 fingerprint of the server's certificate
+  // ("AB:CD:…", what a client pins), and whether it was made for this run.
+  std::string tls_fingerprint;
+  bool tls_self_signed = false;
 };
 
 // One line of the connection log: emitted when a connection opens and when it closes, or

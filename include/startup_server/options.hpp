@@ -51,6 +51,24 @@ struct socket_options {
   std::vector<raw_socket_option> listener; // the generic form, on the listener (before bind)
 };
 
+// TLS on every connection. The server carries the bytes, so it applies to the built-in
+// handlers and to exec with create_stream; raw-socket exec (the child would see the
+// ciphertext), stdio and user functions are refused with a usage condition.
+struct tls_options {
+  // The certificate chain (PEM, the server's certificate first) and its private key (PEM).
+  // Both empty: a throw-away self-signed certificate (EC P-256, CN "startup-server", valid
+  // for localhost, 127.0.0.1 and ::1 for 30 days) is made at start; its SHA-256 fingerprint
+  // is in the listening announce_event. One without the other is a usage condition.
+  std::string certificate_file;
+  std::string key_file;
+  // PEM file of the CAs that sign client certificates: when set, every client must present
+  // a certificate one of them signed, or the handshake fails. Empty: none asked for.
+  std::string client_ca_file;
+  // A client that has not finished its handshake by then is refused ("tls: handshake
+  // timed out"). Positive.
+  std::chrono::milliseconds handshake_timeout{10000};
+};
+
 // What serves each accepted connection (the seed's `function`).
 enum class handler {
   echo,     // every byte back, in order; a client half-close is answered with the server's FIN
@@ -121,6 +139,8 @@ struct server_options {
   bool keepalive = false;              // SO_KEEPALIVE on accepted sockets
   bool reuseport = false;              // SO_REUSEPORT on the listener (SO_REUSEADDR is always set)
   socket_options sockets;              // every other socket option (see socket_options)
+  // TLS (see tls_options); unset: plain TCP.
+  std::optional<tls_options> tls;
   // Adds the kernel's TCP_INFO, taken just before close, to each close record. Off: nothing
   // is collected.
   bool tcp_info = false;

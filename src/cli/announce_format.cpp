@@ -18,7 +18,7 @@ const char* event_name(announce_event::kind k) {
   return "?";
 }
 
-constexpr const char* template_fields[] = {"address", "port", "family", "pid", "name"};
+constexpr const char* template_fields[] = {"address", "port", "family", "pid", "name", "tls_sha256"};
 
 bool known_field(std::string_view f) {
   for (const char* k : template_fields)
@@ -31,6 +31,7 @@ std::string field_value(std::string_view f, const announce_event& e, const annou
   if (f == "port") return std::to_string(e.port);
   if (f == "family") return e.family;
   if (f == "pid") return std::to_string(who.pid);
+  if (f == "tls_sha256") return e.tls_fingerprint;
   return who.name;
 }
 
@@ -50,7 +51,7 @@ bool expand(const std::string& tpl, std::string* out, std::string& problem,
       }
       std::string_view field(tpl.data() + i + 1, close - i - 1);
       if (!known_field(field)) {
-        problem = fmt::format("unknown field {{{}}} (use address, port, family, pid, name)", field);
+        problem = fmt::format("unknown field {{{}}} (use address, port, family, pid, name, tls_sha256)", field);
         return false;
       }
       if (out) *out += field_value(field, *e, *who);
@@ -84,6 +85,7 @@ std::string format_announce(const announce_event& e, const std::string& format,
     if (!e.address.empty()) line.string("address", e.address).number("port", std::int64_t{e.port}).string("family", e.family);
     line.number("pid", std::int64_t{who.pid}).string("name", who.name);
     if (e.what == kind::error) line.string("message", e.message);
+    if (!e.tls_fingerprint.empty()) line.string("tls_sha256", e.tls_fingerprint);
     if (!e.socket_options.empty()) {
       json_object options;
       for (const auto& o : e.socket_options)

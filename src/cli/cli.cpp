@@ -21,6 +21,7 @@
 #include "core/digits.hpp"
 #include "core/privileges.hpp"
 #include "core/sockopts.hpp"
+#include "tls/tls_context.hpp"
 #include "core/resolve.hpp"
 #include "cli/help.hpp"
 #include "cli/usage.hpp"
@@ -47,6 +48,8 @@ struct raw_args {
   bool freebind = false, transparent = false, quickack = false, show_sockopts = false, tcp_info = false;
   std::vector<std::string> sockopt, sockopt_listen;
   std::vector<std::string> allow, deny;
+  bool tls = false;
+  std::string tls_cert, tls_key, tls_client_ca, tls_handshake_timeout;
   std::string announce_format;
   std::string child_stderr;
   bool wait = false, create_stream = false;
@@ -160,6 +163,18 @@ void build_app(CLI::App& app, raw_args& r) {
   app.add_option("--user", r.user, "As root: run as USER (and GROUP) once the port is bound")
       ->type_name("USER[:GROUP]")->group(gd);
 
+  const char* t = "TLS (see TLS in startup-server(1))";
+  app.add_flag("--tls", r.tls, "Serve over TLS; alone, with a self-signed certificate made for this run")->group(t);
+  app.add_option("--tls-cert", r.tls_cert, "Certificate chain, PEM (implies --tls; needs --tls-key)")
+      ->type_name("FILE")->group(t);
+  app.add_option("--tls-key", r.tls_key, "Private key of --tls-cert, PEM")->type_name("FILE")->group(t);
+  app.add_option("--tls-client-ca", r.tls_client_ca,
+                 "Require client certificates signed by a CA in FILE, PEM (implies --tls)")
+      ->type_name("FILE")->group(t);
+  app.add_option("--tls-handshake-timeout", r.tls_handshake_timeout,
+                 "Refuse a client whose handshake takes longer (default 10)")
+      ->type_name("SECONDS")->group(t);
+
   const char* so = "Socket options (see SOCKET OPTIONS in startup-server(1))";
   for (const auto& row : int_socket_options())
     app.add_option(row.flag, r.int_sockopts[row.flag], row.help)->type_name(row.type)->group(so);
@@ -201,7 +216,7 @@ void build_app(CLI::App& app, raw_args& r) {
                "Announce listening, error and terminated to DEST: stdout (the default, also -), stderr or a file")
       ->group(o);
   app.add_option("--announce-format", r.announce_format,
-                 "text (default), json, or a template with {address} {port} {family} {pid} {name}")
+                 "text (default), json, or a template with {address} {port} {family} {pid} {name} {tls_sha256}")
       ->type_name("FMT")->group(o);
   app.add_flag("-v,--verbose", r.verbose, "Log each connection opened and closed to stderr")->group(o);
   app.add_option("--log", r.log_file, "Write the connection log to FILE instead of stderr")
@@ -383,6 +398,49 @@ void map_guarding(config& c, const raw_args& r, const CLI::App& app) {
     if (!detail::look_up_user(r.user, problem)) refuse("--user", problem);
     o.user = r.user;
   }
+}
+
+// Seconds as typed ("2", "0.5"), positive and at most a year; refused naming the flag.
+std::chrono::milliseconds positive_seconds(const char* flag, const std::string& text) {
+  char* end = nullptr;
+  const double s = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(s) || s <= 0 || s > 86400 * 365)
+    refuse(flag, fmt::format("'{}' is not a positive number of seconds", text));
+  return std::chrono::milliseconds(std::max<long long>(1, std::llround(s * 1000)));
+}
+
+// TLS flags; the files are loaded here once, so a bad one is refused naming its flag before
+// anything is bound.
+void map_tls(config& c, const raw_args& r, const CLI::App& app) {
+  const bool any = r.tls || app.count("--tls-cert") || app.count("--tls-key") || app.count("--tls-client-ca") ||
+                   app.count("--tls-handshake-timeout");
+  if (!any) return;
+  auto& o = c.options;
+  if (app.count("--tls-cert") && r.tls_cert.empty()) refuse("--tls-cert", "needs a file name");
+  if (app.count("--tls-key") && r.tls_key.empty()) refuse("--tls-key", "needs a file name");
+  if (app.count("--tls-client-ca") && r.tls_client_ca.empty()) refuse("--tls-client-ca", "needs a file name");
+  if (!r.tls_cert.empty() && r.tls_key.empty()) refuse("--tls-cert", "needs --tls-key");
+  if (!r.tls_key.empty() && r.tls_cert.empty()) refuse("--tls-key", "needs --tls-cert");
+  const char* flag = r.tls ? "--tls" : !r.tls_cert.empty() ? "--tls-cert" : !r.tls_client_ca.empty() ? "--tls-client-ca"
+                                                                                                      : "--tls-handshake-timeout";
+  if (o.function == handler::exec && !o.create_stream)
+    refuse(flag, "needs --create-stream with --exec or --sh-exec: a child holding the socket would see the ciphertext");
+  if (o.function == handler::stdio) refuse(flag, "is not available with --stdio, which joins the socket itself");
+  tls_options t;
+  t.certificate_file = r.tls_cert;
+  t.key_file = r.tls_key;
+  t.client_ca_file = r.tls_client_ca;
+  if (app.count("--tls-handshake-timeout")) t.handshake_timeout = positive_seconds("--tls-handshake-timeout", r.tls_handshake_timeout);
+  if (!t.certificate_file.empty() || !t.client_ca_file.empty()) {
+    std::string problem;
+    if (!detail::tls_context::make(t, problem)) {
+      const char* culprit = problem.find("client CA") != std::string::npos ? "--tls-client-ca"
+                            : problem.find("TLS key") != std::string::npos ? "--tls-key"
+                                                                           : "--tls-cert";
+      refuse(culprit, problem);
+    }
+  }
+  o.tls = std::move(t);
 }
 
 void map_socket_options(config& c, const raw_args& r, const CLI::App& app) {
@@ -572,6 +630,7 @@ config parse_command_line(const std::vector<std::string>& args) {
   map_lifecycle(c, r);
   map_guarding(c, r, app);
   map_socket_options(c, r, app);
+  map_tls(c, r, app);
   map_output(c, r, app, words);
   // The server never sees the bytes of a raw-socket child or of --stdio: say so rather
   // than take the flag and do nothing.

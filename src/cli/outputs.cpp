@@ -68,6 +68,16 @@ bool outputs::wire(config& c, const std::string& name) {
       if (!r.socket_options.empty()) show(fmt::format("connection #{}", r.id).c_str(), r.socket_options);
     };
   }
+  if (c.options.tls && c.options.tls->certificate_file.empty()) {
+    // A certificate made for this run: what a client pins is only known now (ncat's habit).
+    auto announce = std::move(c.options.announce);
+    c.options.announce = [announce, err, name](const announce_event& e) {
+      if (e.what == announce_event::kind::listening && e.tls_self_signed)
+        err->write_line(fmt::format("startup-server: {}: TLS with a self-signed certificate made for this run; "
+                                    "SHA-256 fingerprint {}", name, e.tls_fingerprint));
+      if (announce) announce(e);
+    };
+  }
   if (!c.log.destination.empty()) {
     detail::line_sink* log = sink(c.log.destination, reason);
     if (!log) {

@@ -77,6 +77,7 @@ int run(config& c) {
   std::vector<std::string> moot;
   std::string problem;
   if (!manager.take(c, moot, problem)) {
+    manager.tell_failure("socket activation: " + problem);
     std::fprintf(stderr, "%s\n",
                  escape_control_characters(fmt::format("startup-server: {}: fatal: socket activation: {}", name, problem)).c_str());
     return exit_config;

@@ -43,6 +43,7 @@ void service_manager::wire(config& c, outputs& out, bool background) const {
     bool background;
     outputs* out;
     bool ready = false;
+    bool failed = false;  // the error's STATUS stays the last word
     std::atomic<bool> warned{false};
     void send(const std::string& message) {
       std::error_code ec;
@@ -65,10 +66,16 @@ void service_manager::wire(config& c, outputs& out, bool background) const {
       else if (s->ready) s->send(fmt::format("STATUS=listening on {} (the listener was reopened)", where));
       s->ready = true;
     } else if (e.what == announce_event::kind::error) {
+      s->failed = true;
       s->send("STATUS=error: " + e.message);
     }
   };
-  c.options.stopping = [s] { s->send("STOPPING=1\nSTATUS=stopping"); };
+  c.options.stopping = [s] { s->send(s->failed ? "STOPPING=1" : "STOPPING=1\nSTATUS=stopping"); };
+}
+
+void service_manager::tell_failure(const std::string& problem) const {
+  std::error_code ignored;
+  if (!notify_socket_.empty()) detail::notify(notify_socket_, "STATUS=error: " + problem, ignored);
 }
 
 void service_manager::ready_from_parent(pid_t child, const std::string& status) const {

@@ -25,6 +25,9 @@ class service_manager {
   // STOPPING=1 when a stop begins, STATUS= on a fatal error. Nothing without NOTIFY_SOCKET.
   void wire(config& c, outputs& out, bool background) const;
 
+  // The start failed before the server existed: the notify socket hears why.
+  void tell_failure(const std::string& problem) const;
+
   // --wait: the process the service manager started is about to exit; `child` serves.
   void ready_from_parent(pid_t child, const std::string& status) const;
 

@@ -19,6 +19,7 @@ namespace startup_server::detail {
 struct connection;
 struct worker;
 class child_registry;
+class tls_stream;
 
 // What an exec connection runs: the program, its argv, the environment without TCP*.
 struct exec_plan {
@@ -80,6 +81,7 @@ struct connection {
 
   plain_tcp plain;                          // the accepted socket
   std::unique_ptr<byte_stream> decorated;   // a decorator over tcp, when one is in use
+  tls_stream* tls = nullptr;                // the TLS layer within `decorated`, with TLS
   bool bytes_known = true;  // false once the socket itself went to a child
   bool spawning = false;    // a spawner thread is handing this socket to a child right now
   bool cut = false;         // the server has closed it (stop): no lingering, no new child

@@ -19,6 +19,7 @@
 #include "handlers/coroutine.hpp"
 #include "handlers/spawn.hpp"
 #include "handlers/table.hpp"
+#include "tls/tls_stream.hpp"
 
 namespace startup_server::detail {
 namespace {
@@ -73,6 +74,7 @@ std::vector<std::string> ucspi_environment(connection& c, const exec_plan& plan)
   env.push_back("TCPLOCALPORT=" + std::to_string(local.port()));
   env.push_back("TCPREMOTEIP=" + numeric_host(who.remote.data()));
   env.push_back("TCPREMOTEPORT=" + std::to_string(who.remote.port()));
+  if (c.tls) append_tls_environment(c.tls->session(), env);
   return env;
 }
 

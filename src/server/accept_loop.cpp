@@ -17,6 +17,8 @@
 #include "core/privileges.hpp"
 #include "core/sockopts.hpp"
 #include "core/systemd.hpp"
+#include "tls/tls_handshake.hpp"
+#include "tls/tls_stream.hpp"
 #include "handlers/table.hpp"
 #include "server/fault_hooks.hpp"
 #include "server/guards.hpp"
@@ -212,22 +214,54 @@ asio::awaitable<void> server_impl::admit_then_serve(connection& c) {
   c.close();
 }
 
-// The decorators the options ask for, over the plain stream: the trace sees the bytes as
-// the handler does, and the idle timer sees every byte either way. Handlers whose bytes
-// the server never sees (raw-socket exec, stdio, user functions) keep the plain socket.
+// Handlers whose bytes the server never sees (raw-socket exec, stdio, user functions)
+// keep the plain socket: no decorator can stand in between.
+bool server_impl::carries_bytes() const noexcept {
+  return (options_.function != handler::exec || options_.create_stream) && options_.function != handler::user &&
+         options_.function != handler::stdio;
+}
+
+// TLS needs a handler whose bytes pass through the server; its handshake is the last
+// admission step, after every rule that can refuse a client more cheaply.
+bool server_impl::set_up_tls(startup_condition& condition) {
+  const auto usage = [&](std::string what) {
+    condition = {startup_condition::phase::usage, std::make_error_code(std::errc::invalid_argument), std::move(what)};
+    return false;
+  };
+  if (!carries_bytes()) {
+    if (options_.function == handler::exec)
+      return usage("TLS with exec needs create_stream: a child holding the socket would see the ciphertext");
+    return usage(fmt::format("TLS is not available with the {} handler: it uses the socket itself",
+                             options_.function == handler::stdio ? "stdio" : "user"));
+  }
+  if (options_.tls->handshake_timeout <= std::chrono::milliseconds(0)) return usage("the TLS handshake timeout must be positive");
+  std::string problem;
+  tls_ = tls_context::make(*options_.tls, problem);
+  if (!tls_) return usage(problem);
+  admission_.push_back(std::make_shared<tls_handshake_step>());
+  return true;
+}
+
+// The decorators the options ask for, over the plain stream: TLS first, so the trace sees
+// the bytes as the handler does (plaintext), and the idle timer sees every byte either way.
 void server_impl::decorate(connection& c) {
-  const bool sees_bytes = (options_.function != handler::exec || options_.create_stream) &&
-                          options_.function != handler::user && options_.function != handler::stdio;
-  if (!sees_bytes || (!options_.trace && options_.idle_timeout <= std::chrono::milliseconds(0))) return;
+  if (!carries_bytes() || (!tls_ && !options_.trace && options_.idle_timeout <= std::chrono::milliseconds(0))) return;
   std::unique_ptr<byte_stream> stream;
+  if (tls_) {
+    auto layer = std::make_unique<tls_stream>(c.plain, *tls_);
+    c.tls = layer.get();
+    stream = std::move(layer);
+  }
   if (options_.trace) {
-    stream = std::make_unique<trace>(c.plain, c.id, [this](const traffic_record& r) {
+    auto tell = [this](const traffic_record& r) {
       try {
         options_.trace(r);
       } catch (...) {
         warn("trace callback: " + exception_text(std::current_exception()));
       }
-    });
+    };
+    if (stream) stream = std::make_unique<trace>(std::move(stream), c.id, tell);
+    else stream = std::make_unique<trace>(c.plain, c.id, tell);
   }
   if (options_.idle_timeout > std::chrono::milliseconds(0)) {
     auto on_idle = [&c] { c.set_reason("idle"); };
@@ -299,6 +333,10 @@ asio::awaitable<void> server_impl::run() {
   if ((options_.function == handler::user) != static_cast<bool>(options_.serve)) {
     fail({startup_condition::phase::usage, std::make_error_code(std::errc::invalid_argument),
           "handler::user and a `serve` function go together"});
+    co_return;
+  }
+  if (options_.tls && !set_up_tls(condition)) {
+    fail(condition);
     co_return;
   }
   std::vector<bind_candidate> candidates;

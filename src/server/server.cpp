@@ -214,8 +214,8 @@ void server_impl::request_stop(stop_request r) {
 }
 
 void server_impl::enter_draining(bool arm) {
-  phase_ = lifecycle_phase::draining;
-  tell_stopping();
+  const lifecycle_phase before = phase_.exchange(lifecycle_phase::draining);
+  if (before == lifecycle_phase::serving) tell_stopping();
   std::error_code ignored;
   acceptor_.close(ignored);
   pause_timer_.cancel();
@@ -357,7 +357,13 @@ void server_impl::announce(announce_event::kind what, const std::string& message
       e.port = port_of(reinterpret_cast<const sockaddr*>(&bound_.addr));
       e.family = family_name(bound_.family);
     }
-    if (what == announce_event::kind::listening) e.socket_options = listener_reports_;
+    if (what == announce_event::kind::listening) {
+      e.socket_options = listener_reports_;
+      if (tls_) {
+        e.tls_fingerprint = tls_->fingerprint();
+        e.tls_self_signed = tls_->self_signed();
+      }
+    }
   }
   try {
     options_.announce(e);

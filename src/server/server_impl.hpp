@@ -20,6 +20,7 @@
 #include "server/admission.hpp"
 #include "server/lifecycle.hpp"
 #include "startup_server/server.hpp"
+#include "tls/tls_context.hpp"
 
 namespace startup_server::detail {
 
@@ -97,6 +98,8 @@ class server_impl final : public connection_owner {
   void log_close(connection& c) noexcept;
   void log_refused(connection& c, const std::string& reason) noexcept;
   void decorate(connection& c);
+  bool carries_bytes() const noexcept;
+  bool set_up_tls(startup_condition& condition);
   bool build_guards(startup_condition& condition);
 
   server_options options_;
@@ -122,6 +125,7 @@ class server_impl final : public connection_owner {
   std::uint64_t accepted_ = 0;
   unsigned capacity_ = 0;  // connections at once before accepting pauses; 0: no limit
   bool accepted_options_ = false;
+  std::unique_ptr<tls_context> tls_;  // with options_.tls: the one context every connection uses
   bool inherited_ = false;  // the listener came from options_.listener_fd: never reopened  // socket options to set on each accepted socket
   // The first connection's socket options, requested and effective: written and read on
   // its thread, before its open record.
