@@ -19,6 +19,7 @@
 #include "handlers/table.hpp"
 #include "server/fault_hooks.hpp"
 #include "server/server_impl.hpp"
+#include "tls/tls_stream.hpp"
 
 extern char** environ;
 
@@ -166,6 +167,8 @@ startup_condition server_impl::start(server& facade) {
 }
 
 void server_impl::closed(connection& c) noexcept {
+  // However the handler ended, a TLS client learns it was the end, not a cut.
+  if (c.tls) c.tls->end_session();
   if (c.admitted) release_admission(admission_, c);
   // How the connection went, in the kernel's words, while the socket is still there.
   if (options_.tcp_info && c.log) c.log->record.tcp = read_tcp_info(c.plain.plain_socket()->native_handle());

@@ -40,6 +40,8 @@ class tls_stream final : public decorator {
   // says why (asio::error::timed_out for the timeout, eof when the client left first).
   asio::awaitable<void> handshake(std::error_code& ec);
   const tls_session_info& session() const noexcept { return info_; }
+  // The connection is over: close_notify, if not sent yet (the socket stays open).
+  void end_session() noexcept { send_close_notify(); }
   bool truncated() const noexcept { return truncated_; }
 
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer into, std::error_code& ec) override;
