@@ -134,7 +134,7 @@ TEST_CASE("guard: --allow serves only the peers it names, and --deny wins", "[gu
   }
 }
 
-TEST_CASE("guard: IPv4-mapped peers match IPv4 rules; IPv6 rules match IPv6 peers", "[guard][access][ipv6]") {
+TEST_CASE("guard: IPv4-mapped peers match IPv4 rules, IPv6 rules match IPv6 peers", "[guard][access][ipv6]") {
   {
     child_process p({binary_path(), "-a", "::ffff:127.0.0.1", "--ipv6", "both", "-s", "0", "--announce",
                      "--announce-format={port}", "--allow", "127.0.0.2"});

@@ -111,7 +111,7 @@ std::vector<std::string> socket_targets(pid_t pid) {
 
 }  // namespace
 
-TEST_CASE("systemd: a listener passed as fd 3 is served and announced; nothing else is bound", "[systemd]") {
+TEST_CASE("systemd: a listener passed as fd 3 is served and announced, nothing else is bound", "[systemd]") {
   loopback_listener l;
   auto p = activated({l.fd}, {}, {"--echo", "--announce", "--announce-format={port}"});
   CHECK(announced_port(p) == l.port);

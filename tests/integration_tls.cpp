@@ -297,7 +297,7 @@ TEST_CASE("tls: plaintext clients on a TLS port are refused and logged, and TLS 
   CHECK(tls_echoes(s.port, random_bytes(100 * 1024, 405)));
 }
 
-TEST_CASE("tls: a client that never starts the handshake is refused after --tls-handshake-timeout; others are served meanwhile",
+TEST_CASE("tls: a client that never starts the handshake is refused after --tls-handshake-timeout, others are served meanwhile",
           "[tls]") {
   auto s = start_server({"--tls", "--tls-handshake-timeout", "1", "-v", "--log-format", "json"});
   auto silent = client::connect_or_throw(s.port);
@@ -331,7 +331,7 @@ TEST_CASE("tls: a --create-stream child sees SSL_PROTOCOL and SSL_CIPHER, and it
   CHECK_FALSE(r.timed_out);
 }
 
-TEST_CASE("tls: on TLS 1.3 a client's close_notify half-closes; the child sees EOF and its whole answer arrives",
+TEST_CASE("tls: on TLS 1.3 a client's close_notify half-closes, the child sees EOF and its whole answer arrives",
           "[tls]") {
   const std::string payload = random_bytes(1024 * 1024, 707);
   {

@@ -77,7 +77,7 @@ TEST_CASE("resolve: an integer is an IPv4 address as a 32-bit number", "[resolve
   CHECK(raw_host(both[0]) == "::ffff:127.0.0.1");
 }
 
-TEST_CASE("resolve: literals keep their family; both maps IPv4", "[resolve][ipv6]") {
+TEST_CASE("resolve: literals keep their family, both maps IPv4", "[resolve][ipv6]") {
   CHECK(candidates("127.0.0.1", ipv6_mode::any)[0].family == AF_INET);
   auto v6 = candidates("::1", ipv6_mode::any);
   CHECK(v6[0].family == AF_INET6);
