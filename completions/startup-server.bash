@@ -128,7 +128,7 @@ _startup_server()
             return
             ;;
         --announce-format)
-            COMPREPLY=($(compgen -W "text json {port} {address}:{port}" -- "$cur"))
+            COMPREPLY=($(compgen -W "text json {port} {address}:{port} {tls_sha256}" -- "$cur"))
             return
             ;;
         --log-format)
@@ -148,7 +148,7 @@ _startup_server()
                 return
             fi
             ;;
-        --log | --child-stderr)
+        --log | --child-stderr | --tls-cert | --tls-key | --tls-client-ca)
             if declare -F _filedir >/dev/null; then
                 _filedir
             else
@@ -217,8 +217,9 @@ _startup_server()
             compopt -o nospace 2>/dev/null
             return
             ;;
-        --sh-exec | --grace | --process-name | --idle-timeout | --ttl | --keepidle | --keepintvl | \
-            --keepcnt | --defer-accept | --fastopen | --user-timeout | --mark | --notsent-lowat | --window-clamp)
+        --sh-exec | --grace | --process-name | --idle-timeout | --tls-handshake-timeout | --ttl | --keepidle | \
+            --keepintvl | --keepcnt | --defer-accept | --fastopen | --user-timeout | --mark | --notsent-lowat | \
+            --window-clamp)
             return
             ;;
     esac
@@ -232,6 +233,7 @@ _startup_server()
         --nodelay --no-nodelay --keepalive --no-keepalive --create-stream --child-stderr
         --threads
         --max-connections --max-per-ip --allow --deny --idle-timeout --user
+        --tls --tls-cert --tls-key --tls-client-ca --tls-handshake-timeout
         --rcvbuf --sndbuf --linger --tos --ttl --keepidle --keepintvl --keepcnt --mss
         --defer-accept --fastopen --user-timeout --priority --mark --notsent-lowat --window-clamp
         --congestion --bind-device --freebind --transparent --quickack --sockopt --sockopt-listen

@@ -133,6 +133,13 @@ complete -c startup-server -n $opt -l deny -x -a '127.0.0.1 127.0.0.0/8 10.0.0.0
 complete -c startup-server -n $opt -l idle-timeout -x -d 'Close a connection with no traffic either way for SECONDS'
 complete -c startup-server -n $opt -l user -x -a '(__startup_server_user_spec)' -d 'As root: run as USER[:GROUP] once the port is bound'
 
+# TLS
+complete -c startup-server -n $opt -l tls -d 'Serve over TLS; alone, with a self-signed certificate made for this run'
+complete -c startup-server -n $opt -l tls-cert -r -F -d 'Certificate chain, PEM (implies --tls; needs --tls-key)'
+complete -c startup-server -n $opt -l tls-key -r -F -d 'Private key of --tls-cert, PEM'
+complete -c startup-server -n $opt -l tls-client-ca -r -F -d 'Require client certificates signed by a CA in FILE, PEM (implies --tls)'
+complete -c startup-server -n $opt -l tls-handshake-timeout -x -d 'Refuse a client whose handshake takes longer than SECONDS (default 10)'
+
 # Socket options
 complete -c startup-server -n $opt -l rcvbuf -x -a '65536 131072 262144 1048576' -d 'SO_RCVBUF on the listener (inherited; Linux doubles it)'
 complete -c startup-server -n $opt -l sndbuf -x -a '65536 131072 262144 1048576' -d 'SO_SNDBUF on the listener (inherited; Linux doubles it)'
@@ -171,7 +178,7 @@ complete -c startup-server -n $opt -l process-name -x -d 'Name in messages and o
 # Announce and log
 complete -c startup-server -n $opt -l announce -d 'Announce listening/error/terminated to stdout (default); --announce=stderr or =FILE'
 complete -c startup-server -n "$opt; and string match -q -- '--announce=*' (commandline -ct)" -x -a '(__startup_server_announce_destinations)'
-complete -c startup-server -n $opt -l announce-format -x -a 'text\t"listening on ADDRESS:PORT (default)" json\t"One JSON object per line" {port}\t"Template: the port alone"' -d 'text, json, or a {field} template'
+complete -c startup-server -n $opt -l announce-format -x -a 'text\t"listening on ADDRESS:PORT (default)" json\t"One JSON object per line" {port}\t"Template: the port alone" {tls_sha256}\t"Template: the TLS certificate\'s SHA-256 fingerprint"' -d 'text, json, or a {field} template'
 complete -c startup-server -n $opt -s v -l verbose -d 'Log each connection opened and closed to stderr'
 complete -c startup-server -n $opt -l log -r -F -d 'Write the connection log to FILE instead of stderr'
 complete -c startup-server -n $opt -l log-format -x -a 'text json' -d 'Connection log format'
