@@ -33,11 +33,24 @@ constexpr auto cut_backstop = std::chrono::seconds(2);
 // Shortages less than this apart belong to one episode, warned about once.
 constexpr auto shortage_episode_gap = std::chrono::seconds(1);
 
-std::vector<std::string> environment_for_children() {
+// The variables a PROXY header sets (see add_proxy_environment): the server's own values
+// would pass for the header's when it has none. The SSL_ names only with the PROXY protocol.
+bool proxy_variable(std::string_view v, bool proxy_protocol) {
+  for (std::string_view name : {"PROXYREMOTEIP=", "PROXYREMOTEPORT=", "PROXY_VERSION=", "PROXY_COMMAND=",
+                                "PROXY_ALPN=", "PROXY_AUTHORITY=", "PROXY_UNIQUE_ID="})
+    if (v.rfind(name, 0) == 0) return true;
+  if (!proxy_protocol) return false;
+  for (std::string_view name : {"SSL_PROTOCOL=", "SSL_CIPHER=", "SSL_PEER_CERT_CN="})
+    if (v.rfind(name, 0) == 0) return true;
+  return false;
+}
+
+std::vector<std::string> environment_for_children(bool proxy_protocol) {
   std::vector<std::string> env;
   for (char** e = environ; e && *e; ++e) {
     std::string_view v(*e);
     if (v.rfind("PROTO=", 0) == 0 || v.rfind("TCPLOCAL", 0) == 0 || v.rfind("TCPREMOTE", 0) == 0) continue;
+    if (proxy_variable(v, proxy_protocol)) continue;
     // The service manager's words to this process: a child that saw them could claim
     // readiness or sockets for the server.
     if (v.rfind("NOTIFY_SOCKET=", 0) == 0 || v.rfind("LISTEN_", 0) == 0) continue;
@@ -112,7 +125,7 @@ server_impl::server_impl(server_options options)
       idle_timer_(control_.context) {
   if (options_.function == handler::exec) {
     exec_.argv = options_.exec_argv;
-    exec_.base_env = environment_for_children();
+    exec_.base_env = environment_for_children(options_.proxy_protocol);
     exec_.create_stream = options_.create_stream;
     exec_.children = &children_;
   }
