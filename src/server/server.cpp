@@ -388,6 +388,10 @@ static void describe_peer(connection& c, connection_record& r) {
   r.peer_port = who.remote.port();
   r.local_address = numeric_host(local.data());
   r.local_port = local.port();
+  if (who.proxy) {
+    r.proxy_address = numeric_host(who.proxy->data());
+    r.proxy_port = who.proxy->port();
+  }
 }
 
 void server_impl::log_open(connection& c) {
