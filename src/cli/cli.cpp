@@ -47,6 +47,9 @@ struct raw_args {
   bool freebind = false, transparent = false, quickack = false, show_sockopts = false, tcp_info = false;
   std::vector<std::string> sockopt, sockopt_listen;
   std::vector<std::string> allow, deny;
+  bool proxy_protocol = false;
+  std::vector<std::string> proxy_from;
+  std::string proxy_timeout;
   std::string announce_format;
   std::string child_stderr;
   bool wait = false, create_stream = false;
@@ -159,6 +162,16 @@ void build_app(CLI::App& app, raw_args& r) {
       ->type_name("SECONDS")->group(gd);
   app.add_option("--user", r.user, "As root: run as USER (and GROUP) once the port is bound")
       ->type_name("USER[:GROUP]")->group(gd);
+
+  const char* pp = "Behind a load balancer (see PROXY PROTOCOL in startup-server(1))";
+  app.add_flag("--proxy-protocol", r.proxy_protocol,
+               "Read a PROXY protocol header (v1 or v2) before anything else; the client it names is the peer")
+      ->group(pp);
+  app.add_option("--proxy-from", r.proxy_from,
+                 "Trust peers in ADDR[/PREFIX] to send the header (repeatable; required); refuse all others")
+      ->type_name("CIDR")->group(pp);
+  app.add_option("--proxy-timeout", r.proxy_timeout, "Refuse a connection whose header is not whole in SECONDS (default 5)")
+      ->type_name("SECONDS")->group(pp);
 
   const char* so = "Socket options (see SOCKET OPTIONS in startup-server(1))";
   for (const auto& row : int_socket_options())
@@ -350,6 +363,36 @@ void map_binding(config& c, const raw_args& r, const CLI::App& app, const scanne
   o.reuseport = r.reuseport;
 }
 
+// A duration as --idle-timeout and --proxy-timeout take it: positive seconds, fractions
+// allowed, at most a year; at least a millisecond.
+std::chrono::milliseconds positive_seconds(const char* flag, const std::string& text) {
+  char* end = nullptr;
+  const double s = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(s) || s <= 0 || s > 86400 * 365)
+    refuse(flag, fmt::format("'{}' is not a positive number of seconds", text));
+  return std::chrono::milliseconds(std::max<long long>(1, std::llround(s * 1000)));
+}
+
+void map_proxy(config& c, const raw_args& r, const CLI::App& app) {
+  auto& o = c.options;
+  if (r.proxy_protocol && r.proxy_from.empty())
+    refuse("--proxy-protocol", "needs --proxy-from CIDR: the proxies trusted to send the header");
+  if (!r.proxy_protocol && !r.proxy_from.empty()) refuse("--proxy-from", "needs --proxy-protocol");
+  if (!r.proxy_protocol && app.count("--proxy-timeout")) refuse("--proxy-timeout", "needs --proxy-protocol");
+  for (const auto& text : r.proxy_from) {
+    std::string problem;
+    if (!detail::parse_cidr(text, problem)) refuse("--proxy-from", problem);
+  }
+  o.proxy_protocol = r.proxy_protocol;
+  o.proxy_from = r.proxy_from;
+  if (app.count("--proxy-timeout")) {
+    o.proxy_timeout = positive_seconds("--proxy-timeout", r.proxy_timeout);
+    if (o.proxy_timeout < std::chrono::seconds(3))
+      c.warnings.push_back("--proxy-timeout below 3 seconds: the PROXY protocol asks for at least 3, so that a "
+                           "lost packet's retransmission still makes it");
+  }
+}
+
 void map_guarding(config& c, const raw_args& r, const CLI::App& app) {
   auto& o = c.options;
   if (app.count("--max-connections")) {
@@ -370,14 +413,7 @@ void map_guarding(config& c, const raw_args& r, const CLI::App& app) {
   }
   o.allow = r.allow;
   o.deny = r.deny;
-  if (app.count("--idle-timeout")) {
-    char* end = nullptr;
-    const double s = std::strtod(r.idle_timeout.c_str(), &end);
-    if (r.idle_timeout.empty() || end != r.idle_timeout.c_str() + r.idle_timeout.size() || !std::isfinite(s) || s <= 0 ||
-        s > 86400 * 365)
-      refuse("--idle-timeout", fmt::format("'{}' is not a positive number of seconds", r.idle_timeout));
-    o.idle_timeout = std::chrono::milliseconds(std::max<long long>(1, std::llround(s * 1000)));
-  }
+  if (app.count("--idle-timeout")) o.idle_timeout = positive_seconds("--idle-timeout", r.idle_timeout);
   if (app.count("--user")) {
     std::string problem;
     if (!detail::look_up_user(r.user, problem)) refuse("--user", problem);
@@ -571,6 +607,7 @@ config parse_command_line(const std::vector<std::string>& args) {
   map_binding(c, r, app, words);
   map_lifecycle(c, r);
   map_guarding(c, r, app);
+  map_proxy(c, r, app);
   map_socket_options(c, r, app);
   map_output(c, r, app, words);
   // The server never sees the bytes of a raw-socket child or of --stdio: say so rather
