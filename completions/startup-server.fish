@@ -133,6 +133,11 @@ complete -c startup-server -n $opt -l deny -x -a '127.0.0.1 127.0.0.0/8 10.0.0.0
 complete -c startup-server -n $opt -l idle-timeout -x -d 'Close a connection with no traffic either way for SECONDS'
 complete -c startup-server -n $opt -l user -x -a '(__startup_server_user_spec)' -d 'As root: run as USER[:GROUP] once the port is bound'
 
+# Behind a load balancer (the PROXY protocol)
+complete -c startup-server -n $opt -l proxy-protocol -d 'Read a PROXY protocol header (v1 or v2) first; the client it names is the peer'
+complete -c startup-server -n $opt -l proxy-from -x -a '127.0.0.1 127.0.0.0/8 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 ::1' -d 'Trust peers in ADDR[/PREFIX] to send the header (repeatable; required)'
+complete -c startup-server -n $opt -l proxy-timeout -x -a '3 5	Default 10' -d 'Refuse a connection whose header is not whole in SECONDS'
+
 # Socket options
 complete -c startup-server -n $opt -l rcvbuf -x -a '65536 131072 262144 1048576' -d 'SO_RCVBUF on the listener (inherited; Linux doubles it)'
 complete -c startup-server -n $opt -l sndbuf -x -a '65536 131072 262144 1048576' -d 'SO_SNDBUF on the listener (inherited; Linux doubles it)'
