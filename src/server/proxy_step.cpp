@@ -114,6 +114,7 @@ asio::awaitable<admission_verdict> proxy_header_step::admit(connection& c) {
     socket.cancel(ignored);
   });
   std::vector<unsigned char> bytes(first_peek);
+  bool finished = false;  // the client has sent all it will
   admission_verdict verdict;
   for (;;) {
     if (auto stop = interrupted(c, *wait)) {
@@ -145,9 +146,15 @@ asio::awaitable<admission_verdict> proxy_header_step::admit(connection& c) {
         bytes.resize(r.want);
         if (full) continue;  // the rest may be there already
       }
-      if (peer_finished(fd)) {
+      // The end may have come with bytes that arrived after the peek: look once more
+      // before deciding, as nothing can follow it.
+      if (finished) {
         verdict = refused("PROXY header: the client closed first");
         break;
+      }
+      if (peer_finished(fd)) {
+        finished = true;
+        continue;
       }
     }
     // Wakes when more bytes arrive (each arrival once: no spinning on the ones peeked at),
