@@ -151,7 +151,7 @@ std::uint16_t free_port() {
 
 }  // namespace
 
-TEST_CASE("proxy: a v1 header names the client; the handler gets exactly the bytes after it", "[proxy]") {
+TEST_CASE("proxy: a v1 header names the client, and the handler gets exactly the bytes after it", "[proxy]") {
   auto s = proxied({});
   auto c = client::connect_or_throw(s.port);
   const std::string payload = "hello through the balancer\n";
@@ -256,7 +256,7 @@ TEST_CASE("proxy: an exec child sees the client, then exactly the bytes after th
   }
 }
 
-TEST_CASE("proxy: v2 TLVs reach an exec child; the server's own values and unfit ones never do",
+TEST_CASE("proxy: v2 TLVs reach an exec child, but never the server's own values or unfit ones",
           "[proxy][exec][tlv]") {
   child_process p({binary_path(), "-a", "127.0.0.1", "-s", "0", "--announce", "--announce-format={port}",
                    "--proxy-protocol", "--proxy-from", "127.0.0.1", "--sh-exec", "env"},
@@ -362,7 +362,8 @@ TEST_CASE("proxy: --max-per-ip counts the clients the headers name, not the bala
       5s, 50ms));
 }
 
-TEST_CASE("proxy: a peer outside --proxy-from is refused and logged; a trusted one is served", "[proxy][access]") {
+TEST_CASE("proxy: a peer outside --proxy-from is refused and logged, and a trusted one is served",
+          "[proxy][access]") {
   auto s = proxied({}, "127.0.0.2");
   auto c = client::connect_or_throw(s.port);  // from 127.0.0.1
   CHECK(send_whole(c, v1("203.0.113.7", "192.0.2.1", 51234, 80) + "spoofed\n").data.empty());
@@ -561,7 +562,7 @@ TEST_CASE("proxy: behind HAProxy (send-proxy, send-proxy-v2) the log shows the c
   }
 }
 
-TEST_CASE("proxy: HAProxy's health checks are served; one server drained with SIGTERM, the other takes every client",
+TEST_CASE("proxy: HAProxy's health checks are served, and when SIGTERM drains one server the other takes all",
           "[proxy][haproxy]") {
   if (::access(haproxy_binary, X_OK) != 0) {
     WARN("HAProxy is not installed (apt-get install haproxy): the tests with a real sender are skipped");
