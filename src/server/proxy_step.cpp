@@ -92,6 +92,40 @@ std::optional<admission_verdict> interrupted(connection& c, const header_wait& w
   return std::nullopt;
 }
 
+constexpr const char* closed_first = "PROXY header: the client closed first";
+
+// Looks at what the client has sent so far, without waiting: the verdict once the header
+// is settled (whole and taken off the socket, with c's identity rewritten; or refused),
+// nullopt while more has to come.
+std::optional<admission_verdict> look(connection& c, int fd, std::vector<unsigned char>& bytes) {
+  bool finished = false;  // the client has sent all it will
+  for (int round = 0; round < 4; ++round) {  // a grown buffer and a last look, at most
+    const ssize_t n = ::recv(fd, bytes.data(), bytes.size(), MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return std::nullopt;
+    if (n <= 0) return refused(closed_first);  // EOF, or a reset
+    const auto got = static_cast<std::size_t>(n);
+    const proxy_parse_result r = parse_proxy_header({bytes.data(), got}, proxy_header_cap);
+    if (r.status == proxy_parse_status::invalid) return refused(r.error);
+    if (r.status == proxy_parse_status::complete) {
+      if (!consume(fd, r.header.length, bytes.data())) return refused(closed_first);
+      apply_proxy_header(c, r.header);
+      return admission_verdict{};
+    }
+    if (r.want > bytes.size()) {
+      const bool full = got == bytes.size();
+      bytes.resize(r.want);
+      if (full) continue;  // the rest may be there already
+    }
+    // The end may have come with bytes that arrived after the peek: look once more
+    // before deciding, as nothing can follow it.
+    if (finished) return refused(closed_first);
+    if (!peer_finished(fd)) return std::nullopt;
+    finished = true;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 bool proxy_header_step::trusts(const tcp::endpoint& peer) const noexcept {
@@ -114,51 +148,13 @@ asio::awaitable<admission_verdict> proxy_header_step::admit(connection& c) {
     socket.cancel(ignored);
   });
   std::vector<unsigned char> bytes(first_peek);
-  bool finished = false;  // the client has sent all it will
-  admission_verdict verdict;
+  std::optional<admission_verdict> verdict;
   for (;;) {
-    if (auto stop = interrupted(c, *wait)) {
-      verdict = std::move(*stop);
-      break;
-    }
-    // Peek first, wait after: the bytes often come with the connection, and the event
+    // Look first, wait after: the bytes often come with the connection, and the event
     // loop reports only new arrivals, not bytes that were there before the wait.
-    const int fd = socket.native_handle();
-    const ssize_t n = ::recv(fd, bytes.data(), bytes.size(), MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-      verdict = refused("PROXY header: the client closed first");
-      break;
-    }
-    if (n > 0) {
-      const auto got = static_cast<std::size_t>(n);
-      const proxy_parse_result r = parse_proxy_header({bytes.data(), got}, proxy_header_cap);
-      if (r.status == proxy_parse_status::complete) {
-        if (consume(fd, r.header.length, bytes.data())) apply_proxy_header(c, r.header);
-        else verdict = refused("PROXY header: the client closed first");
-        break;
-      }
-      if (r.status == proxy_parse_status::invalid) {
-        verdict = refused(r.error);
-        break;
-      }
-      if (r.want > bytes.size()) {
-        const bool full = got == bytes.size();
-        bytes.resize(r.want);
-        if (full) continue;  // the rest may be there already
-      }
-      // The end may have come with bytes that arrived after the peek: look once more
-      // before deciding, as nothing can follow it.
-      if (finished) {
-        verdict = refused("PROXY header: the client closed first");
-        break;
-      }
-      if (peer_finished(fd)) {
-        finished = true;
-        continue;
-      }
-    }
-    // Wakes when more bytes arrive (each arrival once: no spinning on the ones peeked at),
-    // or aborted by the deadline, a cut or an idle close, which the loop's top tells apart.
+    if ((verdict = interrupted(c, *wait)) || (verdict = look(c, socket.native_handle(), bytes))) break;
+    // Wakes when more bytes arrive (each arrival once: no spinning on the ones looked at),
+    // or aborted by the deadline, a cut or an idle close, which interrupted() tells apart.
     auto waited = co_await socket.async_wait(tcp::socket::wait_read, as_tuple_awaitable);
     const std::error_code ec = std::get<0>(waited);
     if (ec && ec != asio::error::operation_aborted && ec != asio::error::bad_descriptor) {
@@ -168,7 +164,7 @@ asio::awaitable<admission_verdict> proxy_header_step::admit(connection& c) {
   }
   wait->waiting = false;
   deadline.cancel();
-  co_return verdict;
+  co_return std::move(*verdict);
 }
 
 void apply_proxy_header(connection& c, const proxy_header& header) {
