@@ -168,7 +168,7 @@ _startup_server()
             COMPREPLY=($(compgen -W "1 2 4 10" -- "$cur"))
             return
             ;;
-        --allow | --deny)
+        --allow | --deny | --proxy-from)
             COMPREPLY=($(compgen -W "127.0.0.1 127.0.0.0/8 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16" -- "$cur"))
             return
             ;;
@@ -217,6 +217,10 @@ _startup_server()
             compopt -o nospace 2>/dev/null
             return
             ;;
+        --proxy-timeout)
+            COMPREPLY=($(compgen -W "3 5 10" -- "$cur"))
+            return
+            ;;
         --sh-exec | --grace | --process-name | --idle-timeout | --tls-handshake-timeout | --ttl | --keepidle | \
             --keepintvl | --keepcnt | --defer-accept | --fastopen | --user-timeout | --mark | --notsent-lowat | \
             --window-clamp)
@@ -234,6 +238,7 @@ _startup_server()
         --threads
         --max-connections --max-per-ip --allow --deny --idle-timeout --user
         --tls --tls-cert --tls-key --tls-client-ca --tls-handshake-timeout
+        --proxy-protocol --proxy-from --proxy-timeout
         --rcvbuf --sndbuf --linger --tos --ttl --keepidle --keepintvl --keepcnt --mss
         --defer-accept --fastopen --user-timeout --priority --mark --notsent-lowat --window-clamp
         --congestion --bind-device --freebind --transparent --quickack --sockopt --sockopt-listen

@@ -3,7 +3,14 @@
 set -euo pipefail
 
 packages=(g++ cmake ninja-build libcli11-dev libfmt-dev libasio-dev libssl-dev openssl catch2 groff-base iproute2 strace procps pkg-config dpkg-dev)
-[ "${1-}" = "--bench" ] && packages+=(ucspi-tcp ncat socat gnuplot-nox)
+# Optional extras: --bench for the comparison benchmark, --haproxy for the PROXY protocol
+# tests with a real sender (they are skipped without it; its packaged service is not used).
+for extra in "$@"; do
+  case "$extra" in
+    --bench) packages+=(ucspi-tcp ncat socat gnuplot-nox) ;;
+    --haproxy) packages+=(haproxy) ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

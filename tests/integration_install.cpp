@@ -28,8 +28,9 @@ struct install_dirs {
   std::string man = STARTUP_SERVER_INSTALL_MANDIR;
 };
 
-// Every file the install puts in place, relative to the prefix: the command, its man page and
-// completions, and the library (headers, archive, CMake package, pkg-config file).
+// Every file the install puts in place, relative to the prefix: the command, its man page,
+// completions and example HAProxy configuration, and the library (headers, archive, CMake
+// package, pkg-config file).
 std::vector<std::string> installed_files() {
   const install_dirs d;
   std::vector<std::string> files{
@@ -38,6 +39,7 @@ std::vector<std::string> installed_files() {
       d.data + "/bash-completion/completions/startup-server",
       d.data + "/zsh/vendor-completions/_startup-server",
       d.data + "/fish/vendor_completions.d/startup-server.fish",
+      d.data + "/doc/startup-server/examples/haproxy.cfg",
       d.lib + "/libstartup_server.a",
       d.lib + "/cmake/startup_server/startup_server-config.cmake",
       d.lib + "/cmake/startup_server/startup_server-config-version.cmake",

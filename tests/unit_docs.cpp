@@ -273,3 +273,16 @@ TEST_CASE("docs: no test name holds a semicolon, so ctest runs every test it lis
     }
   }
 }
+
+TEST_CASE("docs: the man page shows the HAProxy example as docs/haproxy/haproxy.cfg has it", "[docs][proxy]") {
+  const std::string text = roff_to_text(read_file(man_page));
+  std::istringstream cfg(read_file(source_dir + "/docs/haproxy/haproxy.cfg"));
+  std::size_t lines = 0;
+  for (std::string line; std::getline(cfg, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    INFO(line);
+    CHECK(text.find("\n" + line + "\n") != std::string::npos);
+    ++lines;
+  }
+  CHECK(lines > 10);
+}

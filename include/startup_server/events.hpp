@@ -56,6 +56,10 @@ struct connection_record {
   std::uint16_t peer_port = 0;
   std::string local_address;
   std::uint16_t local_port = 0;
+  // With the PROXY protocol: the proxy that sent the header (peer and local are then what
+  // the header said); empty and 0 otherwise.
+  std::string proxy_address;
+  std::uint16_t proxy_port = 0;
   // kind::close only. Bytes are unknown (nullopt) when the socket was handed to a child.
   std::optional<std::uint64_t> bytes_in;   // from the client
   std::optional<std::uint64_t> bytes_out;  // to the client

@@ -198,6 +198,30 @@ struct server_options {
   // a peer that matches none. Deny wins. A refused peer never reaches a handler or a child.
   std::vector<std::string> allow;
   std::vector<std::string> deny;
+  // The PROXY protocol, for serving behind a load balancer: a header (HAProxy's v1 text
+  // line or v2 binary block, whichever comes) is read at the start of every connection,
+  // before anything else sees it, and the client it names is taken as the peer. The
+  // connection log, allow and deny, max_per_ip, an exec child's TCPREMOTEIP/TCPREMOTEPORT
+  // (and TCPLOCALIP/TCPLOCALPORT: the address the client reached) and a user function's
+  // endpoints show that client; the proxy's own address is in the child's
+  // PROXYREMOTEIP/PROXYREMOTEPORT and the log record's proxy fields. A v2 LOCAL header (a
+  // balancer's health check) or a v1 UNKNOWN one is served as the proxy itself. Exactly
+  // the header's bytes are taken from the socket (a raw-socket exec child reads the
+  // client's first byte first); they are not counted in bytes_in. Refused before any
+  // handler, and logged with the reason: a peer outside proxy_from ("refused: not a
+  // trusted proxy"), an invalid header ("refused: PROXY v1: bad address"; a v2 header
+  // over 4096 bytes or a v1 line over 107 is invalid), a client that closes before its
+  // header is whole ("refused: PROXY header: the client closed first"), a header not whole
+  // within proxy_timeout ("refused: PROXY header: timed out"). Needs proxy_from (a usage
+  // condition without it).
+  bool proxy_protocol = false;
+  // The trusted proxies: "ADDR" or "ADDR/PREFIX", IPv4 or IPv6, as for allow and deny (an
+  // IPv4-mapped peer matches IPv4 rules). Only these may connect when proxy_protocol is
+  // on; given without it, a usage condition.
+  std::vector<std::string> proxy_from;
+  // How long a trusted proxy has to deliver its whole header, from accept; positive. The
+  // protocol asks receivers to wait at least 3 seconds (a lost packet's retransmission).
+  std::chrono::milliseconds proxy_timeout{5000};
   // A connection with no traffic either way for this long is closed ("idle"). 0: never.
   // The server sees the traffic of the built-in handlers and --create-stream relays only:
   // raw-socket exec, stdio and user functions are not timed.

@@ -50,6 +50,9 @@ struct raw_args {
   std::vector<std::string> allow, deny;
   bool tls = false;
   std::string tls_cert, tls_key, tls_client_ca, tls_handshake_timeout;
+  bool proxy_protocol = false;
+  std::vector<std::string> proxy_from;
+  std::string proxy_timeout;
   std::string announce_format;
   std::string child_stderr;
   bool wait = false, create_stream = false;
@@ -174,6 +177,15 @@ void build_app(CLI::App& app, raw_args& r) {
   app.add_option("--tls-handshake-timeout", r.tls_handshake_timeout,
                  "Refuse a client whose handshake takes longer (default 10)")
       ->type_name("SECONDS")->group(t);
+  const char* pp = "Behind a load balancer (see PROXY PROTOCOL in startup-server(1))";
+  app.add_flag("--proxy-protocol", r.proxy_protocol,
+               "Read a PROXY protocol header (v1 or v2) before anything else; the client it names is the peer")
+      ->group(pp);
+  app.add_option("--proxy-from", r.proxy_from,
+                 "Trust peers in ADDR[/PREFIX] to send the header (repeatable; required); refuse all others")
+      ->type_name("CIDR")->group(pp);
+  app.add_option("--proxy-timeout", r.proxy_timeout, "Refuse a connection whose header is not whole in SECONDS (default 5)")
+      ->type_name("SECONDS")->group(pp);
 
   const char* so = "Socket options (see SOCKET OPTIONS in startup-server(1))";
   for (const auto& row : int_socket_options())
@@ -365,6 +377,36 @@ void map_binding(config& c, const raw_args& r, const CLI::App& app, const scanne
   o.reuseport = r.reuseport;
 }
 
+// A duration as --idle-timeout and --proxy-timeout take it: positive seconds, fractions
+// allowed, at most a year; at least a millisecond.
+std::chrono::milliseconds positive_seconds(const char* flag, const std::string& text) {
+  char* end = nullptr;
+  const double s = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(s) || s <= 0 || s > 86400 * 365)
+    refuse(flag, fmt::format("'{}' is not a positive number of seconds", text));
+  return std::chrono::milliseconds(std::max<long long>(1, std::llround(s * 1000)));
+}
+
+void map_proxy(config& c, const raw_args& r, const CLI::App& app) {
+  auto& o = c.options;
+  if (r.proxy_protocol && r.proxy_from.empty())
+    refuse("--proxy-protocol", "needs --proxy-from CIDR: the proxies trusted to send the header");
+  if (!r.proxy_protocol && !r.proxy_from.empty()) refuse("--proxy-from", "needs --proxy-protocol");
+  if (!r.proxy_protocol && app.count("--proxy-timeout")) refuse("--proxy-timeout", "needs --proxy-protocol");
+  for (const auto& text : r.proxy_from) {
+    std::string problem;
+    if (!detail::parse_cidr(text, problem)) refuse("--proxy-from", problem);
+  }
+  o.proxy_protocol = r.proxy_protocol;
+  o.proxy_from = r.proxy_from;
+  if (app.count("--proxy-timeout")) {
+    o.proxy_timeout = positive_seconds("--proxy-timeout", r.proxy_timeout);
+    if (o.proxy_timeout < std::chrono::seconds(3))
+      c.warnings.push_back("--proxy-timeout below 3 seconds: the PROXY protocol asks for at least 3, so that a "
+                           "lost packet's retransmission still makes it");
+  }
+}
+
 void map_guarding(config& c, const raw_args& r, const CLI::App& app) {
   auto& o = c.options;
   if (app.count("--max-connections")) {
@@ -385,28 +427,12 @@ void map_guarding(config& c, const raw_args& r, const CLI::App& app) {
   }
   o.allow = r.allow;
   o.deny = r.deny;
-  if (app.count("--idle-timeout")) {
-    char* end = nullptr;
-    const double s = std::strtod(r.idle_timeout.c_str(), &end);
-    if (r.idle_timeout.empty() || end != r.idle_timeout.c_str() + r.idle_timeout.size() || !std::isfinite(s) || s <= 0 ||
-        s > 86400 * 365)
-      refuse("--idle-timeout", fmt::format("'{}' is not a positive number of seconds", r.idle_timeout));
-    o.idle_timeout = std::chrono::milliseconds(std::max<long long>(1, std::llround(s * 1000)));
-  }
+  if (app.count("--idle-timeout")) o.idle_timeout = positive_seconds("--idle-timeout", r.idle_timeout);
   if (app.count("--user")) {
     std::string problem;
     if (!detail::look_up_user(r.user, problem)) refuse("--user", problem);
     o.user = r.user;
   }
-}
-
-// Seconds as typed ("2", "0.5"), positive and at most a year; refused naming the flag.
-std::chrono::milliseconds positive_seconds(const char* flag, const std::string& text) {
-  char* end = nullptr;
-  const double s = std::strtod(text.c_str(), &end);
-  if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(s) || s <= 0 || s > 86400 * 365)
-    refuse(flag, fmt::format("'{}' is not a positive number of seconds", text));
-  return std::chrono::milliseconds(std::max<long long>(1, std::llround(s * 1000)));
 }
 
 // TLS flags; the files are loaded here once, so a bad one is refused naming its flag before
@@ -629,6 +655,7 @@ config parse_command_line(const std::vector<std::string>& args) {
   map_binding(c, r, app, words);
   map_lifecycle(c, r);
   map_guarding(c, r, app);
+  map_proxy(c, r, app);
   map_socket_options(c, r, app);
   map_tls(c, r, app);
   map_output(c, r, app, words);

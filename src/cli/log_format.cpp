@@ -27,6 +27,8 @@ std::string format_connection_record(const connection_record& r, const std::stri
         .number("peer_port", std::int64_t{r.peer_port})
         .string("local_address", r.local_address)
         .number("local_port", std::int64_t{r.local_port});
+    if (!r.proxy_address.empty())
+      line.string("proxy_address", r.proxy_address).number("proxy_port", std::int64_t{r.proxy_port});
     if (!open && !refused) {
       if (r.bytes_in) line.number("bytes_in", static_cast<std::int64_t>(*r.bytes_in));
       else line.null("bytes_in");
@@ -63,6 +65,7 @@ std::string format_connection_record(const connection_record& r, const std::stri
   std::string line = fmt::format("startup-server: {}: #{} {} {} -> {}", name, r.id, event,
                                  endpoint_text(r.peer_address, r.peer_port),
                                  endpoint_text(r.local_address, r.local_port));
+  if (!r.proxy_address.empty()) line += " via " + endpoint_text(r.proxy_address, r.proxy_port);
   if (!open && !refused) {
     line += fmt::format(" in={} out={} duration={:.3f}s", optional_count(r.bytes_in),
                         optional_count(r.bytes_out), seconds);

@@ -56,6 +56,18 @@ class connection_owner {
   ~connection_owner() = default;
 };
 
+// What a v2 PROXY protocol header's TLVs said about the client, for an exec child's
+// environment (PROXY_ALPN, SSL_CIPHER, ...). Allocated only when a header carried one worth
+// keeping; every value is short and fit for the environment (no control characters).
+struct proxy_details {
+  std::string alpn;          // PROXY_ALPN
+  std::string authority;     // PROXY_AUTHORITY
+  std::string unique_id;     // PROXY_UNIQUE_ID
+  std::string ssl_protocol;  // SSL_PROTOCOL
+  std::string ssl_cipher;    // SSL_CIPHER
+  std::string ssl_cn;        // SSL_PEER_CERT_CN
+};
+
 // What the connection log needs beyond the counters; allocated only when logging.
 struct connection_log_state {
   std::chrono::steady_clock::time_point since;
@@ -97,6 +109,7 @@ struct connection {
   std::unique_ptr<char[]> pending;  // echo: bytes a slow reader has not taken yet
   std::unique_ptr<connection_log_state> log;
   std::unique_ptr<handler_state> state;
+  std::unique_ptr<proxy_details> proxied;  // see proxy_details
 
   // What handlers read and write: the decorator if there is one, else plain TCP.
   byte_stream& stream() noexcept { return decorated ? *decorated : static_cast<byte_stream&>(plain); }

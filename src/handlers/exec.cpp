@@ -61,6 +61,25 @@ bool is_shortage(const std::error_code& ec) {
          ec == std::errc::not_enough_memory || ec == std::errc::resource_unavailable_try_again;
 }
 
+// What a PROXY header said beyond the endpoints: the proxy's address, the header's
+// version and command, and the TLVs kept on the connection.
+void add_proxy_environment(connection& c, const peer_identity& who, std::vector<std::string>& env) {
+  if (!who.proxy) return;
+  env.push_back("PROXYREMOTEIP=" + numeric_host(who.proxy->data()));
+  env.push_back("PROXYREMOTEPORT=" + std::to_string(who.proxy->port()));
+  env.push_back("PROXY_VERSION=" + std::to_string(who.proxy_version));
+  env.push_back(std::string("PROXY_COMMAND=") + (who.proxy_local ? "LOCAL" : "PROXY"));
+  if (!c.proxied) return;
+  const proxy_details& d = *c.proxied;
+  const std::pair<const char*, const std::string*> named[] = {
+      {"PROXY_ALPN=", &d.alpn},          {"PROXY_AUTHORITY=", &d.authority}, {"PROXY_UNIQUE_ID=", &d.unique_id},
+      {"SSL_PROTOCOL=", &d.ssl_protocol}, {"SSL_CIPHER=", &d.ssl_cipher},     {"SSL_PEER_CERT_CN=", &d.ssl_cn},
+  };
+  // The server's own TLS, if any, is the client's: the balancer's TLS facts then stay out.
+  for (const auto& [name, value] : named)
+    if (!value->empty() && !(c.tls && std::string_view(name).rfind("SSL_", 0) == 0)) env.push_back(name + *value);
+}
+
 // The UCSPI variables for c (from its identity, as admission left it) on top of the
 // server's environment.
 std::vector<std::string> ucspi_environment(connection& c, const exec_plan& plan) {
@@ -74,6 +93,7 @@ std::vector<std::string> ucspi_environment(connection& c, const exec_plan& plan)
   env.push_back("TCPLOCALPORT=" + std::to_string(local.port()));
   env.push_back("TCPREMOTEIP=" + numeric_host(who.remote.data()));
   env.push_back("TCPREMOTEPORT=" + std::to_string(who.remote.port()));
+  add_proxy_environment(c, who, env);
   if (c.tls) append_tls_environment(c.tls->session(), env);
   return env;
 }

@@ -22,6 +22,7 @@
 #include "handlers/table.hpp"
 #include "server/fault_hooks.hpp"
 #include "server/guards.hpp"
+#include "server/proxy_step.hpp"
 #include "stream/idle_timer.hpp"
 #include "stream/trace.hpp"
 #include "server/server_impl.hpp"
@@ -271,22 +272,31 @@ void server_impl::decorate(connection& c) {
   c.decorated = std::move(stream);
 }
 
-// Address rules, the per-peer limit and the connection limit, from the options.
+// The PROXY header step, address rules, the per-peer limit and the connection limit, from
+// the options. The header comes first, so that the rules and the limit see the client.
 bool server_impl::build_guards(startup_condition& condition) {
-  std::vector<cidr> allow, deny;
-  for (auto* rules : {&options_.allow, &options_.deny}) {
+  auto usage = [&condition](std::string message) {
+    condition = {startup_condition::phase::usage, std::make_error_code(std::errc::invalid_argument),
+                 std::move(message)};
+    return false;
+  };
+  std::vector<cidr> allow, deny, proxies;
+  for (auto* rules : {&options_.allow, &options_.deny, &options_.proxy_from}) {
+    const char* what = rules == &options_.allow ? "allow" : rules == &options_.deny ? "deny" : "proxy_from";
     for (const auto& text : *rules) {
       std::string problem;
       auto rule = parse_cidr(text, problem);
-      if (!rule) {
-        condition = {startup_condition::phase::usage, std::make_error_code(std::errc::invalid_argument),
-                     fmt::format("{} rule {}", rules == &options_.allow ? "allow" : "deny", problem)};
-        return false;
-      }
-      (rules == &options_.allow ? allow : deny).push_back(*rule);
+      if (!rule) return usage(fmt::format("{} rule {}", what, problem));
+      (rules == &options_.allow ? allow : rules == &options_.deny ? deny : proxies).push_back(*rule);
     }
   }
+  if (options_.proxy_protocol && proxies.empty())
+    return usage("proxy_protocol needs proxy_from: the proxies trusted to send the header");
+  if (!options_.proxy_protocol && !proxies.empty()) return usage("proxy_from is for proxy_protocol, which is off");
+  if (options_.proxy_protocol && options_.proxy_timeout <= std::chrono::milliseconds(0))
+    return usage("proxy_timeout must be positive");
   admission_chain guards;
+  if (options_.proxy_protocol) guards.push_back(std::make_shared<proxy_header_step>(std::move(proxies), options_.proxy_timeout));
   if (!allow.empty() || !deny.empty()) guards.push_back(std::make_shared<address_rules>(std::move(allow), std::move(deny)));
   if (options_.max_per_ip) guards.push_back(std::make_shared<per_peer_limit>(options_.max_per_ip));
   admission_.insert(admission_.begin(), guards.begin(), guards.end());

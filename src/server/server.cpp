@@ -34,11 +34,27 @@ constexpr auto cut_backstop = std::chrono::seconds(2);
 // Shortages less than this apart belong to one episode, warned about once.
 constexpr auto shortage_episode_gap = std::chrono::seconds(1);
 
-std::vector<std::string> environment_for_children() {
+// The variables a PROXY header sets (see add_proxy_environment): the server's own values
+// would pass for the header's when it has none. The SSL_ names only with the PROXY protocol.
+// Per-connection variables: a child sees the server's own value of one only when its
+// connection sets none (the SSL_* ones only matter when TLS or a PROXY header may set them).
+bool per_connection_variable(std::string_view v, bool ssl_per_connection) {
+  for (std::string_view name : {"PROXYREMOTEIP=", "PROXYREMOTEPORT=", "PROXY_VERSION=", "PROXY_COMMAND=",
+                                "PROXY_ALPN=", "PROXY_AUTHORITY=", "PROXY_UNIQUE_ID="})
+    if (v.rfind(name, 0) == 0) return true;
+  if (!ssl_per_connection) return false;
+  for (std::string_view name : {"SSL_PROTOCOL=", "SSL_CIPHER=", "SSL_PEER_CERT_CN=", "SSL_PEER_CERT_SUBJECT=",
+                                "SSL_PEER_CERT_HASH="})
+    if (v.rfind(name, 0) == 0) return true;
+  return false;
+}
+
+std::vector<std::string> environment_for_children(bool ssl_per_connection) {
   std::vector<std::string> env;
   for (char** e = environ; e && *e; ++e) {
     std::string_view v(*e);
     if (v.rfind("PROTO=", 0) == 0 || v.rfind("TCPLOCAL", 0) == 0 || v.rfind("TCPREMOTE", 0) == 0) continue;
+    if (per_connection_variable(v, ssl_per_connection)) continue;
     // The service manager's words to this process: a child that saw them could claim
     // readiness or sockets for the server.
     if (v.rfind("NOTIFY_SOCKET=", 0) == 0 || v.rfind("LISTEN_", 0) == 0) continue;
@@ -113,7 +129,7 @@ server_impl::server_impl(server_options options)
       idle_timer_(control_.context) {
   if (options_.function == handler::exec) {
     exec_.argv = options_.exec_argv;
-    exec_.base_env = environment_for_children();
+    exec_.base_env = environment_for_children(options_.proxy_protocol || options_.tls.has_value());
     exec_.create_stream = options_.create_stream;
     exec_.children = &children_;
   }
@@ -384,6 +400,10 @@ static void describe_peer(connection& c, connection_record& r) {
   r.peer_port = who.remote.port();
   r.local_address = numeric_host(local.data());
   r.local_port = local.port();
+  if (who.proxy) {
+    r.proxy_address = numeric_host(who.proxy->data());
+    r.proxy_port = who.proxy->port();
+  }
 }
 
 void server_impl::log_open(connection& c) {

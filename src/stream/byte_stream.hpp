@@ -5,6 +5,7 @@
 #include <asio/buffer.hpp>
 #include <asio/ip/tcp.hpp>
 #include <cstdint>
+#include <optional>
 #include <system_error>
 
 namespace startup_server::detail {
@@ -19,6 +20,12 @@ struct peer_identity {
   tcp::endpoint remote;
   tcp::endpoint local;
   bool local_known = false;
+  // Set once a PROXY protocol header has been read: the TCP peer that sent it (the proxy
+  // or load balancer). remote and local then name the client and the address it reached,
+  // as the header said; a LOCAL or UNKNOWN header leaves them the real endpoints.
+  std::optional<tcp::endpoint> proxy;
+  std::uint8_t proxy_version = 0;  // 1 or 2, with proxy
+  bool proxy_local = false;        // a v2 LOCAL header (the proxy's own connection, a health check)
 };
 
 // One connection's bytes, owned by the connection and used on its thread only. Plain TCP

@@ -79,11 +79,16 @@ void client::close() noexcept {
 }
 
 std::optional<client> client::connect(std::uint16_t port, milliseconds timeout, const std::string& host, int* error) {
+  return connect_from({}, port, timeout, host, error);
+}
+
+std::optional<client> client::connect_from(const std::string& source, std::uint16_t port, milliseconds timeout,
+                                           const std::string& host, int* error) {
   int dummy = 0;
   int& err = error ? *error : dummy;
-  sockaddr_storage ss;
-  socklen_t len = 0;
-  if (!fill_address(host, port, ss, len)) {
+  sockaddr_storage ss, from;
+  socklen_t len = 0, from_len = 0;
+  if (!fill_address(host, port, ss, len) || (!source.empty() && !fill_address(source, 0, from, from_len))) {
     err = EINVAL;
     return std::nullopt;
   }
@@ -93,6 +98,10 @@ std::optional<client> client::connect(std::uint16_t port, milliseconds timeout, 
     return std::nullopt;
   }
   client c(fd);
+  if (!source.empty() && ::bind(fd, reinterpret_cast<sockaddr*>(&from), from_len) != 0) {
+    err = errno;
+    return std::nullopt;
+  }
   const auto deadline = steady::now() + timeout;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0) {
     err = 0;

@@ -32,6 +32,11 @@ class client {
   // nullopt with *error set to errno (ECONNREFUSED, ETIMEDOUT for the deadline…).
   static std::optional<client> connect(std::uint16_t port, milliseconds timeout = milliseconds(5000),
                                        const std::string& host = "127.0.0.1", int* error = nullptr);
+  // As connect, from the local address `source` (127.0.0.2 is a peer other than 127.0.0.1;
+  // empty: the system's choice).
+  static std::optional<client> connect_from(const std::string& source, std::uint16_t port,
+                                            milliseconds timeout = milliseconds(5000),
+                                            const std::string& host = "127.0.0.1", int* error = nullptr);
   // As connect, throwing std::runtime_error on failure.
   static client connect_or_throw(std::uint16_t port, milliseconds timeout = milliseconds(5000),
                                  const std::string& host = "127.0.0.1");
