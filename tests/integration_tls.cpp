@@ -314,6 +314,32 @@ TEST_CASE("tls: a client that never starts the handshake is refused after --tls-
   CHECK(refusals(s.proc, "") == 1);
 }
 
+TEST_CASE("tls: behind a balancer the PROXY header comes in clear first, then the handshake, and the child sees both", "[tls][proxy]") {
+  auto s = start_server({"--tls", "--proxy-protocol", "--proxy-from", "127.0.0.1", "--create-stream", "--exec", "/bin/sh",
+                         "-c", "printf '%s|%s|%s\\n' \"$TCPREMOTEIP\" \"$PROXYREMOTEIP\" \"$SSL_PROTOCOL\"; cat"});
+  tls_client_options o;
+  o.preface = "PROXY TCP4 203.0.113.7 192.0.2.1 51234 443\r\n";
+  auto c = tls_client::connect_or_throw(s.port, o);
+  auto r = c.exchange("through both\n", std::nullopt, true, 10s);
+  CHECK(r.data == "203.0.113.7|127.0.0.1|TLSv1.3\nthrough both\n");
+  CHECK(r.close_notify);
+  // Without the header, the trusted peer's ClientHello is not a PROXY header: refused.
+  auto bare = tls_client::connect(s.port);
+  CHECK_FALSE(bare);
+}
+
+TEST_CASE("tls: an --idle-timeout shorter than the handshake's refuses a silent client as idle", "[tls]") {
+  auto s = start_server({"--tls", "--idle-timeout", "0.5", "--tls-handshake-timeout", "10", "-v", "--log-format", "json"});
+  auto silent = client::connect_or_throw(s.port);
+  const auto start = steady::now();
+  auto r = silent.read_all(5s);
+  CHECK((r.eof || r.error != 0));
+  CHECK(steady::now() - start < 3s);
+  CHECK(wait_for_refusals(s.proc, "idle", 1, 5s));
+  CHECK(refusals(s.proc, "tls:") == 0);
+  CHECK(tls_echoes(s.port, "still served\n"));
+}
+
 TEST_CASE("tls: a --create-stream child sees SSL_PROTOCOL and SSL_CIPHER, and its end reaches the client as close_notify",
           "[tls]") {
   // The child echoes exactly 100000 bytes and exits: the client has not closed anything.

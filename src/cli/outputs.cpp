@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <fmt/core.h>
+#include <utility>
 
 #include "cli/announce_format.hpp"
 #include "cli/json.hpp"
@@ -71,8 +72,9 @@ bool outputs::wire(config& c, const std::string& name) {
   if (c.options.tls && c.options.tls->certificate_file.empty()) {
     // A certificate made for this run: what a client pins is only known now (ncat's habit).
     auto announce = std::move(c.options.announce);
-    c.options.announce = [announce, err, name](const announce_event& e) {
-      if (e.what == announce_event::kind::listening && e.tls_self_signed)
+    // Told once: a reopened listener keeps the same certificate. Announce runs on one thread.
+    c.options.announce = [announce, err, name, told = false](const announce_event& e) mutable {
+      if (e.what == announce_event::kind::listening && e.tls_self_signed && !std::exchange(told, true))
         err->write_line(fmt::format("startup-server: {}: TLS with a self-signed certificate made for this run; "
                                     "SHA-256 fingerprint {}", name, e.tls_fingerprint));
       if (announce) announce(e);

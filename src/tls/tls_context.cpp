@@ -129,6 +129,8 @@ std::unique_ptr<tls_context> tls_context::make(const tls_options& o, std::string
     return nullptr;
   }
   SSL_CTX* ctx = t->ctx_;
+  // An encrypted key fails with a reason instead of asking for a pass phrase on the terminal.
+  SSL_CTX_set_default_passwd_cb(ctx, [](char*, int, int, void*) { return 0; });
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   // Partial writes: a large write goes out record by record as the socket takes it; idle

@@ -13,6 +13,9 @@ asio::awaitable<admission_verdict> tls_handshake_step::admit(connection& c) {
   co_await c.tls->handshake(ec);
   if (!ec) co_return admission_verdict{};
   if (ec == asio::error::timed_out) co_return admission_verdict{false, "tls: handshake timed out"};
+  // Ended from outside: the server stopping, or --idle-timeout shorter than the handshake's.
+  if (c.cut) co_return admission_verdict{false, "cut: the server stopped"};
+  if (!c.plain.plain_socket()->is_open()) co_return admission_verdict{false, "idle"};
   if (ec == asio::error::eof || ec == asio::error::connection_reset)
     co_return admission_verdict{false, "tls: the client closed during the handshake"};
   co_return admission_verdict{false, "tls: handshake failed: " + ec.message()};

@@ -169,6 +169,10 @@ std::optional<tls_client> tls_client::connect(std::uint16_t port, const tls_clie
     err = std::string("connect: ") + std::strerror(connect_error);
     return std::nullopt;
   }
+  if (!o.preface.empty() && !tcp->send_all(o.preface, o.timeout)) {
+    err = "sending the preface failed";
+    return std::nullopt;
+  }
   SSL_CTX* ctx = make_context(o, err);
   if (!ctx) return std::nullopt;
   SSL* ssl = SSL_new(ctx);

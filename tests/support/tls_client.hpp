@@ -24,6 +24,7 @@ struct tls_client_options {
   int min_version = 0;  // TLS1_2_VERSION, TLS1_3_VERSION…; 0 leaves OpenSSL's default
   int max_version = 0;
   milliseconds timeout{5000};  // for the TCP connect and the handshake together
+  std::string preface;          // sent in clear before the handshake (a PROXY protocol header)
 };
 
 // What a read brought, and how it ended.
