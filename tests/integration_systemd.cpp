@@ -310,3 +310,18 @@ TEST_CASE("systemd: systemd-socket-activate starts the server on the first conne
   p.send_signal(SIGTERM);
   CHECK(p.wait_exit(10s) == 0);
 }
+
+TEST_CASE("systemd: --wait with a passed socket warns before it detaches, and the server it leaves stops cleanly", "[systemd]") {
+  for (int round = 0; round < 5; ++round) {
+    loopback_listener l;
+    const std::uint16_t port = l.port;
+    auto p = activated({l.fd}, {}, {"--wait", "--echo", "--reuseport"});
+    REQUIRE(p.wait_exit(10s) == 0);
+    CHECK_THAT(p.err(), Catch::Contains("warning: --reuseport is not used"));
+    const pid_t server = static_cast<pid_t>(std::stol(p.out()));
+    l.close();
+    CHECK(echoes(port));
+    REQUIRE(::kill(server, SIGTERM) == 0);
+    CHECK(wait_until([&] { return ::kill(server, 0) != 0; }, 10s));
+  }
+}

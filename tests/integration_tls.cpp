@@ -3,6 +3,8 @@
 #include <openssl/ssl.h>
 #include <time.h>
 
+#include <signal.h>
+
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <regex>
@@ -549,4 +551,13 @@ TEST_CASE("tls: after 200 good, plaintext and abandoned connections the server h
   CHECK(wait_until([&] { return count_fds(s.proc.pid()) == baseline; }, 10s, 20ms));
   CHECK(count_fds(s.proc.pid()) == baseline);
   CHECK(tls_echoes(s.port, random_bytes(256 * 1024, 1000)));
+}
+
+TEST_CASE("tls: --wait tells the self-signed certificate's fingerprint before it returns", "[tls]") {
+  const auto r = run_binary({"-a", "127.0.0.1", "--wait", "--tls"});
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.err, Catch::Contains("SHA-256 fingerprint "));
+  const pid_t server = static_cast<pid_t>(std::stol(r.out));
+  REQUIRE(::kill(server, SIGTERM) == 0);
+  CHECK(wait_until([&] { return ::kill(server, 0) != 0; }, 10s));
 }

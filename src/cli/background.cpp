@@ -65,7 +65,8 @@ void report_to_caller(int fd, const std::string& message) {
       ::_exit(exit_status_for(condition));
     }
     // Listening, and the listening line is out: let go of the caller's terminal and pipes.
-    out.flush_announce(std::chrono::seconds(2));
+    // (stderr too: a self-signed certificate's fingerprint is said there)
+    out.flush_all(std::chrono::seconds(2));
     redirect_to_null(STDIN_FILENO);
     redirect_to_null(STDOUT_FILENO);
     redirect_to_null(STDERR_FILENO);  // so -v without --log logs nowhere

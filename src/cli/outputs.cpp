@@ -118,6 +118,14 @@ void outputs::flush_announce(std::chrono::milliseconds timeout) {
   if (announce_) announce_->flush(timeout);
 }
 
+void outputs::flush_all(std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (auto& [destination, sink] : sinks_) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    if (left.count() > 0) sink->flush(left);
+  }
+}
+
 void outputs::close() {
   announce_ = nullptr;
   sinks_.clear();

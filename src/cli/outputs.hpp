@@ -26,6 +26,8 @@ class outputs {
   void error_line(const std::string& line);
   // Waits until the announcements so far are written (at most timeout).
   void flush_announce(std::chrono::milliseconds timeout);
+  // Waits until every line so far is written (at most timeout in all).
+  void flush_all(std::chrono::milliseconds timeout);
   // The descriptors of opened files, to keep when everything else is closed.
   std::vector<int> descriptors() const;
   // Writes what is queued, for a bounded time, and closes every destination.

@@ -84,7 +84,10 @@ int run(config& c) {
   }
   outputs out;
   if (!out.wire(c, name)) return exit_usage;
-  for (const auto& w : moot) out.error_line(escape_control_characters(fmt::format("startup-server: {}: warning: {}", name, w)));
+  // Straight to stderr: nothing may write through `out` before --wait forks (its writer
+  // threads start with the first line, and a thread does not cross a fork).
+  for (const auto& w : moot)
+    std::fprintf(stderr, "%s\n", escape_control_characters(fmt::format("startup-server: {}: warning: {}", name, w)).c_str());
   manager.wire(c, out, c.background);
   detail::set_thread_name(name);
   c.options.wait = true;  // the command always learns the startup condition

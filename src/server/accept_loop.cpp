@@ -195,7 +195,13 @@ void server_impl::start_connection(worker& w, tcp::socket socket, const tcp::end
     who.local = *specific_local_;
     who.local_known = true;
   }
-  decorate(c);
+  try {
+    decorate(c);
+  } catch (const std::bad_alloc&) {
+    resource_shortage("out of memory for a connection");
+    c.set_reason("refused: out of memory");
+    return c.close();
+  }
   if (admission_.empty()) return begin_serving(c);
   asio::co_spawn(w.context, admit_then_serve(c), [this, &c](std::exception_ptr e) {
     if (!e) return;

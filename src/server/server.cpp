@@ -49,6 +49,12 @@ bool per_connection_variable(std::string_view v, bool ssl_per_connection) {
   return false;
 }
 
+bool service_manager_variable(std::string_view v) {
+  for (std::string_view name : {"NOTIFY_SOCKET=", "LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES=", "LISTEN_PIDFDID="})
+    if (v.rfind(name, 0) == 0) return true;
+  return false;
+}
+
 std::vector<std::string> environment_for_children(bool ssl_per_connection) {
   std::vector<std::string> env;
   for (char** e = environ; e && *e; ++e) {
@@ -57,7 +63,7 @@ std::vector<std::string> environment_for_children(bool ssl_per_connection) {
     if (per_connection_variable(v, ssl_per_connection)) continue;
     // The service manager's words to this process: a child that saw them could claim
     // readiness or sockets for the server.
-    if (v.rfind("NOTIFY_SOCKET=", 0) == 0 || v.rfind("LISTEN_", 0) == 0) continue;
+    if (service_manager_variable(v)) continue;
     env.emplace_back(v);
   }
   return env;

@@ -66,6 +66,14 @@ tls_stream::tls_stream(plain_tcp& plain, const tls_context& context)
 
 tls_stream::~tls_stream() { SSL_free(ssl_); }
 
+// OpenSSL holds the descriptor's number, not the socket: once the socket is closed (idle,
+// a cut) that number may already be another connection's, so no SSL call may follow.
+bool tls_stream::usable(std::error_code& ec) const noexcept {
+  if (socket_.is_open()) return true;
+  ec = asio::error::bad_descriptor;
+  return false;
+}
+
 asio::awaitable<bool> tls_stream::wait_for(int result, std::error_code& ec) {
   const int saved_errno = errno;
   switch (SSL_get_error(ssl_, result)) {
@@ -83,6 +91,7 @@ asio::awaitable<bool> tls_stream::wait_for(int result, std::error_code& ec) {
       ec = asio::error::eof;
       break;
     case SSL_ERROR_SYSCALL:
+      if (saved_errno) failed_ = true;
       ec = saved_errno ? std::error_code(saved_errno, std::system_category()) : asio::error::eof;
       break;
     default: {
@@ -91,7 +100,9 @@ asio::awaitable<bool> tls_stream::wait_for(int result, std::error_code& ec) {
         truncated_ = true;  // TCP closed without close_notify: EOF to the handler
         ec = asio::error::eof;
       } else {
-        ec = std::error_code(static_cast<int>(e & 0x7fffffff), tls_category());
+        failed_ = true;  // OpenSSL forbids SSL_shutdown after a fatal error
+        ec = e ? std::error_code(static_cast<int>(e & 0x7fffffff), tls_category())
+               : std::make_error_code(std::errc::protocol_error);
       }
     }
   }
@@ -115,6 +126,7 @@ asio::awaitable<void> tls_stream::handshake(std::error_code& ec) {
     socket->cancel(ignored);
   });
   for (;;) {
+    if (!usable(ec)) break;
     ERR_clear_error();
     errno = 0;
     const int r = SSL_accept(ssl_);
@@ -133,6 +145,7 @@ asio::awaitable<std::size_t> tls_stream::read_some(asio::mutable_buffer into, st
   ec.clear();
   if (into.size() == 0) co_return 0;
   for (;;) {
+    if (!usable(ec)) co_return 0;
     ERR_clear_error();
     errno = 0;
     std::size_t n = 0;
@@ -150,6 +163,7 @@ asio::awaitable<std::size_t> tls_stream::write(asio::const_buffer data, std::err
   const char* p = static_cast<const char*>(data.data());
   std::size_t done = 0;
   while (done < data.size()) {
+    if (!usable(ec)) break;
     ERR_clear_error();
     errno = 0;
     std::size_t n = 0;
@@ -166,7 +180,7 @@ asio::awaitable<std::size_t> tls_stream::write(asio::const_buffer data, std::err
 
 // One close_notify, never a wait for the answer: OpenSSL writes it straight to the socket.
 void tls_stream::send_close_notify() noexcept {
-  if (!established_ || close_notify_sent_) return;
+  if (!established_ || close_notify_sent_ || failed_ || !socket_.is_open()) return;
   close_notify_sent_ = true;
   ERR_clear_error();
   SSL_shutdown(ssl_);

@@ -55,6 +55,7 @@ class tls_stream final : public decorator {
   // the call failed for good.
   asio::awaitable<bool> wait_for(int result, std::error_code& ec);
   void send_close_notify() noexcept;
+  bool usable(std::error_code& ec) const noexcept;
 
   tcp::socket& socket_;
   SSL* ssl_ = nullptr;
@@ -63,6 +64,7 @@ class tls_stream final : public decorator {
   bool established_ = false;
   bool close_notify_sent_ = false;
   bool truncated_ = false;
+  bool failed_ = false;  // a fatal TLS or socket error: no close_notify after it
 };
 
 // The TLS error category: values are OpenSSL's packed error codes.
