@@ -329,6 +329,7 @@ asio::awaitable<void> server_impl::run() {
   const std::string where = options_.local_address.empty() ? "*" : options_.local_address;
   startup_condition condition;
   // An inherited listener is ours from the first moment, so every way out closes it.
+  listener_taken_ = options_.listener_fd >= 0;
   if (options_.listener_fd >= 0 && !adopt_listener(condition)) {
     fail(condition);
     co_return;

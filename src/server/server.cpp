@@ -145,6 +145,7 @@ server_impl::server_impl(server_options options)
 server_impl::~server_impl() {
   terminate(true);
   join();
+  if (options_.listener_fd >= 0 && !listener_taken_) ::close(options_.listener_fd);  // run() never began
   if (exec_.stderr_fd >= 0) ::close(exec_.stderr_fd);
   // Only after the backstop can connections remain; their pending handlers die with the
   // event loops and are never run, and their children were reaped by join().
@@ -516,8 +517,9 @@ bool server::running() const { return impl_->running(); }
 std::size_t server::active_connections() const { return impl_->active_connections(); }
 
 std::unique_ptr<server> start_up_server(const server_options& options, startup_condition& condition) noexcept {
+  std::shared_ptr<detail::server_impl> impl;
   try {
-    auto impl = std::make_shared<detail::server_impl>(options);
+    impl = std::make_shared<detail::server_impl>(options);
     auto facade = std::make_unique<server>(impl);
     condition = impl->start(*facade);
     if (condition) {
@@ -531,6 +533,8 @@ std::unique_ptr<server> start_up_server(const server_options& options, startup_c
     condition = {startup_condition::phase::runtime, std::make_error_code(std::errc::not_enough_memory),
                  "unable to start"};
   }
+  // The caller's listener is ours even when no server came to be (a server closes it itself).
+  if (!impl && options.listener_fd >= 0) ::close(options.listener_fd);
   return nullptr;
 }
 

@@ -126,7 +126,8 @@ class server_impl final : public connection_owner {
   unsigned capacity_ = 0;  // connections at once before accepting pauses; 0: no limit
   bool accepted_options_ = false;
   std::unique_ptr<tls_context> tls_;  // with options_.tls: the one context every connection uses
-  bool inherited_ = false;  // the listener came from options_.listener_fd: never reopened  // socket options to set on each accepted socket
+  bool inherited_ = false;
+  bool listener_taken_ = false;  // run() has taken options_.listener_fd (else the destructor closes it)  // the listener came from options_.listener_fd: never reopened  // socket options to set on each accepted socket
   // The first connection's socket options, requested and effective: written and read on
   // its thread, before its open record.
   std::vector<socket_option_report> first_reports_;
