@@ -407,24 +407,38 @@ asio::awaitable<void> server_impl::run() {
   co_await accept_loop();
 }
 
-bool server_impl::listen_on(const std::vector<bind_candidate>& candidates, startup_condition& condition) {
-  std::vector<socket_option_report> reports;
-  int fd = open_first_listener(candidates, options_, condition, &reports);
-  if (fd < 0) return false;
+// The listener's address as the kernel has it (with the port it chose, and IPV6_V6ONLY).
+static bind_candidate bound_of(int fd) {
   bind_candidate bound;
   bound.len = sizeof bound.addr;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound.addr), &bound.len);
   bound.family = bound.addr.ss_family;
-  for (const auto& c : candidates)
-    if (c.family == bound.family) bound.v6only = c.v6only;
+  if (bound.family == AF_INET6) {
+    int v6only = 0;
+    socklen_t len = sizeof v6only;
+    ::getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len);
+    bound.v6only = v6only != 0;
+  }
+  return bound;
+}
+
+// The acceptor owns fd from here on; on failure fd is closed and condition says why.
+bool server_impl::assign_acceptor(int fd, const bind_candidate& bound, startup_condition& condition) {
   std::error_code ec;
   acceptor_.assign(bound.family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
-  if (ec) {
-    ::close(fd);
-    condition = {startup_condition::phase::listen, portable(ec),
-                 fmt::format("unable to listen on {}", endpoint_text(reinterpret_cast<sockaddr*>(&bound.addr)))};
-    return false;
-  }
+  if (!ec) return true;
+  ::close(fd);
+  condition = {startup_condition::phase::listen, portable(ec),
+               fmt::format("unable to listen on {}", endpoint_text(reinterpret_cast<const sockaddr*>(&bound.addr)))};
+  return false;
+}
+
+bool server_impl::listen_on(const std::vector<bind_candidate>& candidates, startup_condition& condition) {
+  std::vector<socket_option_report> reports;
+  int fd = open_first_listener(candidates, options_, condition, &reports);
+  if (fd < 0) return false;
+  const bind_candidate bound = bound_of(fd);
+  if (!assign_acceptor(fd, bound, condition)) return false;
   take_listener(bound, std::move(reports));
   return true;
 }
@@ -442,24 +456,8 @@ bool server_impl::adopt_listener(startup_condition& condition) {
   }
   ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-  bind_candidate bound;
-  bound.len = sizeof bound.addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound.addr), &bound.len);
-  bound.family = bound.addr.ss_family;
-  if (bound.family == AF_INET6) {
-    int v6only = 0;
-    socklen_t len = sizeof v6only;
-    ::getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len);
-    bound.v6only = v6only != 0;
-  }
-  std::error_code ec;
-  acceptor_.assign(bound.family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
-  if (ec) {
-    ::close(fd);
-    condition = {startup_condition::phase::listen, portable(ec),
-                 fmt::format("unable to listen on {}", endpoint_text(reinterpret_cast<sockaddr*>(&bound.addr)))};
-    return false;
-  }
+  const bind_candidate bound = bound_of(fd);
+  if (!assign_acceptor(fd, bound, condition)) return false;
   inherited_ = true;
   const socket_options& o = options_.sockets;
   if (o.bind_device || o.freebind || o.transparent || !o.listener.empty())
@@ -467,9 +465,10 @@ bool server_impl::adopt_listener(startup_condition& condition) {
          "listener options) are not set; set them where it is made (the .socket unit)");
   std::vector<socket_option_report> reports;
   std::string failed;
+  std::error_code ec;
   if (!apply_socket_options(fd, bound.family, o, sockopt_target::listener_before_listen, &reports, failed, ec)) {
     condition = {startup_condition::phase::bind, ec,
-                 fmt::format("unable to set {} on {}", failed, endpoint_text(reinterpret_cast<sockaddr*>(&bound.addr)))};
+                 fmt::format("unable to set {} on {}", failed, endpoint_text(reinterpret_cast<const sockaddr*>(&bound.addr)))};
     return false;
   }
   take_listener(bound, std::move(reports));

@@ -67,6 +67,7 @@ class server_impl final : public connection_owner {
   void begin_serving(connection& c);
   bool listen_on(const std::vector<bind_candidate>& candidates, startup_condition& condition);
   bool adopt_listener(startup_condition& condition);
+  bool assign_acceptor(int fd, const bind_candidate& bound, startup_condition& condition);
   void take_listener(const bind_candidate& bound, std::vector<socket_option_report> reports);
   bool on_server_thread() const noexcept;
 
