@@ -266,7 +266,7 @@ TEST_CASE("exec: 500 short connections leave no zombie and no extra descriptor i
     auto settle = [&] { return count_zombie_children(pid) == 0 && children_of(pid).empty(); };
     for (int i = 0; i < 5; ++i) answer(s.port);  // warm up lazily created descriptors
     REQUIRE(wait_until(settle, 5s));
-    const int before = count_fds(pid);
+    const int before = settled_fd_count(pid);
     REQUIRE(before > 0);
     const int rounds = create_stream ? 200 : 500;
     int served = 0;

@@ -99,6 +99,24 @@ int count_fds(pid_t pid) {
   return n;
 }
 
+int settled_fd_count(pid_t pid, milliseconds quiet, milliseconds timeout) {
+  using clock = std::chrono::steady_clock;
+  const auto deadline = clock::now() + timeout;
+  int last = count_fds(pid);
+  auto since = clock::now();
+  while (clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(10));
+    const int now = count_fds(pid);
+    if (now != last) {
+      last = now;
+      since = clock::now();
+    } else if (clock::now() - since >= quiet) {
+      break;
+    }
+  }
+  return last;
+}
+
 std::vector<std::pair<int, std::string>> fd_targets(pid_t pid) {
   std::vector<std::pair<int, std::string>> out;
   const std::string dir = "/proc/" + std::to_string(pid) + "/fd";

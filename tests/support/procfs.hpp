@@ -20,6 +20,10 @@ bool wait_until(const std::function<bool()>& done, milliseconds timeout, millise
 
 // Open descriptors of pid (entries of /proc/PID/fd); -1 if it cannot be read.
 int count_fds(pid_t pid);
+// count_fds once it has stayed the same for `quiet` (a descriptor that is about to be
+// closed, such as a reaped child's pidfd, is not counted as part of a baseline); the
+// last count if it never settles within `timeout`.
+int settled_fd_count(pid_t pid, milliseconds quiet = milliseconds(200), milliseconds timeout = milliseconds(5000));
 // fd number → link target ("socket:[123]", "pipe:[45]", "/dev/null"…) of pid.
 std::vector<std::pair<int, std::string>> fd_targets(pid_t pid);
 
