@@ -2,6 +2,7 @@
 #pragma once
 
 #include <asio/error.hpp>
+#include <cerrno>
 #include <exception>
 #include <initializer_list>
 #include <string>
@@ -26,6 +27,18 @@ inline bool errno_among(const std::error_code& ec, std::initializer_list<int> va
   for (int v : values)
     if (ec.value() == v) return true;
   return false;
+}
+
+// Accept errors that say nothing about the listener: a client gave up, or the network
+// hiccupped (accept(2) asks to treat these like EAGAIN).
+inline bool transient_accept_error(const std::error_code& ec) {
+  return errno_among(ec, {ECONNABORTED, EPROTO, EPERM, EINTR, EAGAIN, ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET,
+                          EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH, ETIMEDOUT});
+}
+
+// Running out of descriptors or memory: back off and keep serving, never fatal.
+inline bool resource_accept_error(const std::error_code& ec) {
+  return errno_among(ec, {EMFILE, ENFILE, ENOBUFS, ENOMEM});
 }
 
 // What an exception says, for a warning.

@@ -32,18 +32,6 @@ namespace {
 
 constexpr auto as_tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
 
-// Accept errors that say nothing about the listener: a client gave up, or the network
-// hiccupped (accept(2) asks to treat these like EAGAIN).
-bool transient_accept_error(const std::error_code& ec) {
-  return errno_among(ec, {ECONNABORTED, EPROTO, EPERM, EINTR, EAGAIN, ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET,
-                          EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH, ETIMEDOUT});
-}
-
-// Running out of descriptors or memory: back off and keep serving, never fatal.
-bool resource_accept_error(const std::error_code& ec) {
-  return errno_among(ec, {EMFILE, ENFILE, ENOBUFS, ENOMEM});
-}
-
 }  // namespace
 
 asio::awaitable<void> server_impl::accept_loop() {
@@ -75,7 +63,7 @@ asio::awaitable<void> server_impl::accept_loop() {
     // A look at the accept queue now and then: a burst that overflows a small backlog is
     // refused or delayed by the kernel, and nobody would know why.
     ++accepted_;
-    if (!queue_warned_ && (accepted_ <= 8 || accepted_ % 8 == 0)) check_accept_queue();
+    if (!queue_warned_.load() && (accepted_ <= 8 || accepted_ % 8 == 0)) check_accept_queue();
     // Closed before the handler runs, so a second client is refused, never half-served.
     if (options_.once) request_stop(stop_request::once_served);
     if (&w == &control_) {
@@ -94,7 +82,7 @@ void server_impl::check_accept_queue() {
   if (::getsockopt(acceptor_.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return;
   // On a listener, tcpi_unacked is the accept queue's length and tcpi_sacked its limit.
   if (info.tcpi_sacked == 0 || info.tcpi_unacked < info.tcpi_sacked) return;
-  queue_warned_ = true;
+  if (queue_warned_.exchange(true)) return;
   tell(diagnostic{diagnostic::kind::warning,
                   fmt::format("accept queue full (backlog {}): clients may be refused or delayed", info.tcpi_sacked),
                   diagnostic::subject::accept_queue_full});
@@ -356,6 +344,9 @@ asio::awaitable<void> server_impl::run() {
     fail(condition);
     co_return;
   }
+  // Lanes on several threads each have a listener of their own on the one port: the kernel
+  // spreads the connections among them (SO_REUSEPORT), and no thread hands one to another.
+  if (use_lanes_ && thread_count(options_.threads) > 1) options_.reuseport = true;
   std::vector<bind_candidate> candidates;
   if (!inherited_) {
     const std::uint16_t port = resolve_service(options_.service, ec);
@@ -397,6 +388,10 @@ asio::awaitable<void> server_impl::run() {
     fail({startup_condition::phase::runtime, ec, fmt::format("unable to run as user '{}'", options_.user)});
     co_return;
   }
+  if (use_lanes_ && !start_lanes(condition)) {
+    fail(condition);
+    co_return;
+  }
   phase_ = lifecycle_phase::serving;
   announce(announce_event::kind::listening);
   {
@@ -404,7 +399,82 @@ asio::awaitable<void> server_impl::run() {
     startup_done_ = true;
   }
   started_cv_.notify_all();
-  co_await accept_loop();
+  if (!use_lanes_) co_await accept_loop();
+}
+
+// One lane per thread: the first takes the bound listener, each other one a listener of
+// its own on the same address and port, with the same options.
+bool server_impl::start_lanes(startup_condition& condition) {
+  lane_settings settings;
+  settings.echo = options_.function == handler::echo;
+  settings.nodelay = options_.nodelay;
+  settings.keepalive = options_.keepalive;
+  settings.family = bound_.family;
+  settings.accepted = accepted_options_ ? &options_.sockets : nullptr;
+  settings.failures_before_giving_up = std::max(1u, options_.reopen_after_failures);
+  std::error_code ec;
+  std::vector<int> fds{acceptor_.release(ec)};
+  if (ec) {
+    condition = {startup_condition::phase::listen, portable(ec),
+                 fmt::format("unable to listen on {}", endpoint_text(reinterpret_cast<const sockaddr*>(&bound_.addr)))};
+    return false;
+  }
+  const unsigned count = thread_count(options_.threads);
+  while (fds.size() < count) {
+    const int fd = open_listener(bound_, options_, condition);
+    if (fd < 0) {
+      for (int f : fds) ::close(f);
+      return false;
+    }
+    fds.push_back(fd);
+  }
+  std::size_t taken = 0;  // fds[0, taken) belong to lanes; a lane's constructor owns its fd even when it throws
+  const auto refuse = [&](std::error_code code, std::size_t first_left) {
+    for (std::size_t i = first_left; i < fds.size(); ++i) ::close(fds[i]);
+    condition = {startup_condition::phase::runtime, portable(code), "unable to start the serving threads"};
+    return false;
+  };
+  try {
+    lanes_.reserve(count);
+    for (; taken < fds.size(); ++taken) {
+      std::unique_ptr<fast_lane> lane(new (std::nothrow) fast_lane(*this, fds[taken], settings));
+      if (!lane) return refuse(std::make_error_code(std::errc::not_enough_memory), taken);
+      lanes_.push_back(std::move(lane));
+    }
+    for (std::size_t i = 0; i < lanes_.size(); ++i) {
+      // The system keeps 15 bytes of a thread's name: shorten the name, not the number.
+      const std::string suffix = fmt::format(" {}", i + 1);
+      lanes_[i]->start(name_.substr(0, 15 - suffix.size()) + suffix);
+    }
+  } catch (const std::system_error& e) {
+    return refuse(e.code(), taken + 1);
+  } catch (const std::bad_alloc&) {
+    return refuse(std::make_error_code(std::errc::not_enough_memory), taken + 1);
+  }
+  return true;
+}
+
+void server_impl::lane_queue_full(unsigned limit) noexcept {
+  if (queue_warned_.exchange(true)) return;
+  try {
+    tell(diagnostic{diagnostic::kind::warning,
+                    fmt::format("accept queue full (backlog {}): clients may be refused or delayed", limit),
+                    diagnostic::subject::accept_queue_full});
+  } catch (...) {
+    // Out of memory for the message.
+  }
+}
+
+// A lane's listener keeps failing: the server ends through the cut, as a runtime failure.
+void server_impl::lane_listener_failed(std::error_code ec) noexcept {
+  try {
+    asio::post(control_.context, [this, ec] {
+      fail({startup_condition::phase::runtime, ec,
+            fmt::format("accepting on {} keeps failing", endpoint_text(reinterpret_cast<sockaddr*>(&bound_.addr)))});
+    });
+  } catch (...) {
+    // Out of memory: the lane has stopped accepting; a stop request still ends the server.
+  }
 }
 
 // The listener's address as the kernel has it (with the port it chose, and IPV6_V6ONLY).

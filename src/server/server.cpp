@@ -69,10 +69,15 @@ std::vector<std::string> environment_for_children(bool ssl_per_connection) {
   return env;
 }
 
-unsigned thread_count(unsigned requested) {
-  if (requested) return requested;
-  unsigned n = std::thread::hardware_concurrency();
-  return n ? n : 1;
+// The fast lanes serve when the handler is built-in echo or discard and nothing needs more
+// than the socket: no decorator (TLS, trace, idle timer), no admission step, no limit, no
+// connection record, no --once, no inherited listener, no test hook.
+bool lanes_apply(const server_options& o) {
+  const fault_hooks& f = faults();
+  return (o.function == handler::echo || o.function == handler::discard) && !o.tls && !o.trace &&
+         o.idle_timeout <= std::chrono::milliseconds(0) && !o.connection_log && !o.tcp_info && !o.once &&
+         !o.max_connections && o.max_per_ip == 0 && o.allow.empty() && o.deny.empty() && !o.proxy_protocol &&
+         o.listener_fd < 0 && !f.accept && !f.reopen && !f.decorate && f.admission.empty();
 }
 
 // Blocks SIGPIPE in the calling thread for its lifetime, so the threads it creates start
@@ -123,9 +128,11 @@ void worker::remove(connection& c) noexcept {
 server_impl::server_impl(server_options options)
     : options_(std::move(options)),
       name_(options_.process_name.empty() ? default_process_name(options_.service) : options_.process_name),
+      use_lanes_(lanes_apply(options_)),
       workers_([&] {
         std::vector<std::unique_ptr<worker>> w;
-        for (unsigned i = 0; i < thread_count(options_.threads); ++i) w.push_back(std::make_unique<worker>());
+        const unsigned n = use_lanes_ ? 1 : thread_count(options_.threads);
+        for (unsigned i = 0; i < n; ++i) w.push_back(std::make_unique<worker>());
         return w;
       }()),
       control_(*workers_.front()),
@@ -201,9 +208,12 @@ void server_impl::closed(connection& c) noexcept {
   connection_done();
 }
 
-void server_impl::connection_done() {
+void server_impl::connection_done() noexcept {
   const std::size_t before = active_.fetch_sub(1);
-  if (before == 1 || (capacity_ && before == capacity_)) {
+  // The last one matters only to a stop under way: the lifecycle reads active_ after it
+  // moves on from serving, and here phase_ is read after active_ fell, so one side sees the
+  // other (both sequentially consistent). A server that keeps serving is not woken.
+  if ((before == 1 && phase_.load() != lifecycle_phase::serving) || (capacity_ && before == capacity_)) {
     asio::post(control_.context, [this] {
       idle_timer_.cancel();
       check_finished();
@@ -244,6 +254,7 @@ void server_impl::enter_draining(bool arm) {
   if (before == lifecycle_phase::serving) tell_stopping();
   std::error_code ignored;
   acceptor_.close(ignored);
+  for (auto& lane : lanes_) lane->stop_accepting();
   pause_timer_.cancel();
   idle_timer_.cancel();
   if (arm) arm_grace();
@@ -270,6 +281,7 @@ void server_impl::enter_cutting() {
   acceptor_.close(ignored);
   pause_timer_.cancel();
   children_.signal_all(SIGKILL);
+  for (auto& lane : lanes_) lane->cut();
   for (auto& w : workers_) {
     asio::post(w->context, [&w = *w] {
       for (connection* c = w.connections; c; c = c->next) {
@@ -307,6 +319,7 @@ void server_impl::finish() {
     failed = static_cast<bool>(final_);
   }
   if (!failed) announce(announce_event::kind::terminated);
+  for (auto& lane : lanes_) lane->stop();
   for (auto& w : workers_) {
     w->guard.reset();
     w->context.stop();
@@ -473,6 +486,8 @@ startup_condition server_impl::join() {
   if (!joined_) {
     for (auto& w : workers_)
       if (w->thread.joinable()) w->thread.join();
+    // Made by control_'s thread, which has ended: nothing adds to lanes_ any more.
+    for (auto& lane : lanes_) lane->join();
     // Queued spawns see the stop and start nothing; one under way adopts its child, which
     // the registry, the one owner of children, then kills and reaps with the rest.
     if (spawner_) spawner_->join();

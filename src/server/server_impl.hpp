@@ -18,11 +18,19 @@
 #include "handlers/children.hpp"
 #include "handlers/connection.hpp"
 #include "server/admission.hpp"
+#include "server/fast_lane.hpp"
 #include "server/lifecycle.hpp"
 #include "startup_server/server.hpp"
 #include "tls/tls_context.hpp"
 
 namespace startup_server::detail {
+
+// The serving threads `requested` asks for: 0 is one per core.
+inline unsigned thread_count(unsigned requested) {
+  if (requested) return requested;
+  unsigned n = std::thread::hardware_concurrency();
+  return n ? n : 1;
+}
 
 // One event loop and its thread; connections stay on the worker that accepted them.
 struct worker {
@@ -38,7 +46,7 @@ struct worker {
   void remove(connection& c) noexcept;
 };
 
-class server_impl final : public connection_owner {
+class server_impl final : public connection_owner, public lane_owner {
  public:
   explicit server_impl(server_options options);
   ~server_impl();
@@ -70,6 +78,7 @@ class server_impl final : public connection_owner {
   bool assign_acceptor(int fd, const bind_candidate& bound, startup_condition& condition);
   void take_listener(const bind_candidate& bound, std::vector<socket_option_report> reports);
   bool on_server_thread() const noexcept;
+  bool start_lanes(startup_condition& condition);
 
   // connection_owner
   void closed(connection& c) noexcept override;
@@ -80,6 +89,13 @@ class server_impl final : public connection_owner {
   server& facade() noexcept override { return *facade_; }
   void adopt_thread() noexcept override;
 
+  // lane_owner (warn, resource_shortage and adopt_thread above serve both)
+  lifecycle_phase phase() const noexcept override { return phase_.load(); }
+  void lane_opened() noexcept override { active_.fetch_add(1); }
+  void lane_closed() noexcept override { connection_done(); }
+  void lane_queue_full(unsigned limit) noexcept override;
+  void lane_listener_failed(std::error_code ec) noexcept override;
+
   // The lifecycle: these run on control_'s thread only.
   void request_stop(stop_request r);
   void enter_draining(bool arm_grace);
@@ -88,7 +104,7 @@ class server_impl final : public connection_owner {
   void check_finished();
   void finish();
   void fail(startup_condition condition);
-  void connection_done();
+  void connection_done() noexcept;
 
   // User callbacks, each called from here: outside every lock, exceptions caught.
   void announce(announce_event::kind what, const std::string& message = {});
@@ -110,6 +126,9 @@ class server_impl final : public connection_owner {
   server* facade_ = nullptr;
   child_registry children_;
   std::unique_ptr<asio::thread_pool> spawner_;
+  // With the fast lanes (see fast_lane.hpp), workers_ is control_ alone and the lanes
+  // accept and serve; else the workers serve and control_ accepts.
+  const bool use_lanes_;
   std::vector<std::unique_ptr<worker>> workers_;
   worker& control_;  // workers_[0]: runs the listener and the lifecycle too
   tcp::acceptor acceptor_;
@@ -125,14 +144,14 @@ class server_impl final : public connection_owner {
   tcp::endpoint accepted_peer_;
   std::uint64_t accepted_ = 0;
   unsigned capacity_ = 0;  // connections at once before accepting pauses; 0: no limit
-  bool accepted_options_ = false;
+  bool accepted_options_ = false;  // socket options to set on each accepted socket
   std::unique_ptr<tls_context> tls_;  // with options_.tls: the one context every connection uses
-  bool inherited_ = false;
-  bool listener_taken_ = false;  // run() has taken options_.listener_fd (else the destructor closes it)  // the listener came from options_.listener_fd: never reopened  // socket options to set on each accepted socket
+  bool inherited_ = false;  // the listener came from options_.listener_fd: never reopened
+  bool listener_taken_ = false;  // run() has taken options_.listener_fd (else the destructor closes it)
   // The first connection's socket options, requested and effective: written and read on
   // its thread, before its open record.
   std::vector<socket_option_report> first_reports_;
-  bool queue_warned_ = false;
+  std::atomic<bool> queue_warned_{false};
   std::optional<tcp::endpoint> specific_local_;
   std::condition_variable started_cv_;
   bool startup_done_ = false;
@@ -146,6 +165,7 @@ class server_impl final : public connection_owner {
   std::atomic<std::uint64_t> next_id_{0};
   std::atomic<std::int64_t> last_shortage_{0};  // steady clock, ns; 0: none yet
   std::size_t next_worker_ = 0;
+  std::vector<std::unique_ptr<fast_lane>> lanes_;  // made on control_'s thread before serving
   std::mutex join_mutex_;
   bool joined_ = false;  // under join_mutex_
 };
