@@ -59,18 +59,6 @@ std::size_t count_of(const std::string& text, char c) {
   return static_cast<std::size_t>(std::count(text.begin(), text.end(), c));
 }
 
-// The path of the executable `name` found in $PATH, or nullopt.
-std::optional<std::string> in_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path ? path : "/usr/bin:/bin");
-  std::string dir;
-  for (int i = 0; i < 100 && std::getline(dirs, dir, ':'); ++i) {
-    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return std::nullopt;
-}
-
 // Starts a connect to 127.0.0.1:port and returns the socket without waiting for it.
 int connect_nowait(std::uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -208,35 +196,6 @@ int signal_storm(child_process& p, const std::vector<int>& signals, long& sent) 
     std::this_thread::sleep_for(100us);
   }
   return p.wait_exit(0ms);  // kills and reaps it if it is still running
-}
-
-// strace, if installed and able to trace here; nullopt (after a WARN) otherwise.
-std::optional<std::string> usable_strace() {
-  auto strace = in_path("strace");
-  if (!strace) {
-    WARN("strace is not installed: skipped");
-    return std::nullopt;
-  }
-  child_process probe({*strace, "-f", "-qq", "-e", "trace=close", "-o", "/dev/null", "/bin/true"});
-  if (probe.wait_exit(10s) != 0) {
-    WARN("strace cannot trace here: skipped; stderr: " << probe.err());
-    return std::nullopt;
-  }
-  return strace;
-}
-
-// The server strace runs as its child (the one whose command line is the binary's).
-// LeakSanitizer cannot run in a traced process (it aborts at exit): under strace, an
-// AddressSanitizer build of the server keeps its other checks and skips the leak check.
-std::string untraced_leak_check() {
-  const char* asan = std::getenv("ASAN_OPTIONS");
-  return std::string("ASAN_OPTIONS=") + (asan ? asan : "") + (asan && *asan ? ":" : "") + "detect_leaks=0";
-}
-
-pid_t server_under(const child_process& tracer) {
-  for (pid_t p : children_of(tracer.pid()))
-    if (command_line(p).rfind(binary_path() + " ", 0) == 0) return p;
-  return -1;
 }
 
 std::string describe_status(int status) {

@@ -5,3 +5,4 @@
 #include "support/net.hpp"
 #include "support/process.hpp"
 #include "support/procfs.hpp"
+#include "support/strace.hpp"
