@@ -124,9 +124,8 @@ t0=$(date +%s.%N)
 # A sample every SOAK_SAMPLE seconds while the clients run: a bounded count, each at its
 # own time from the start (so slow sampling does not drift).
 for i in $(seq "$samples"); do
-  wake=$(awk -v t0="$t0" -v i="$i" -v s="$SOAK_SAMPLE" 'BEGIN { print t0 + i * s }')
-  now=$(date +%s.%N)
-  delay=$(awk -v w="$wake" -v n="$now" 'BEGIN { d = w - n; print (d > 0 ? d : 0) }')
+  delay=$(awk -v t0="$t0" -v i="$i" -v s="$SOAK_SAMPLE" -v now="$(date +%s.%N)" \
+    'BEGIN { d = t0 + i * s - now; printf "%.3f\n", (d > 0 ? d : 0) }')
   sleep "$delay"
   sample load $(( i * SOAK_SAMPLE ))
   kill -0 "$loadgen_pid" 2>/dev/null || break
