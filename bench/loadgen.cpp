@@ -6,6 +6,7 @@
 //   idle    hold K idle connections and read the server's PSS before and after.
 //   spawn   short connections against an exec server: send, half-close, read to EOF, close.
 //   launch  fork/exec a server command and time its first answered connection.
+//   soak    N clients for a duration: mixed verified traffic against echo, talk and cat.
 //   free-port / wait-port   small helpers for scripts.
 // Exit status: 0 success, 1 verification or connection failure, 2 usage, 3 deadline.
 #include <arpa/inet.h>
@@ -32,9 +33,12 @@
 #include <cstring>
 #include <dirent.h>
 #include <fstream>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -75,6 +79,13 @@ struct options {
   int connect_batch = 256;
   // idle, short, spawn: the server's PID (PSS and CPU accounting include its descendants)
   pid_t pid = 0;
+  // soak: one port per workload (0: not run)
+  int echo_port = 0;
+  int talk_port = 0;
+  int cat_port = 0;
+  long pause_ms = 10;
+  long long stream_max = 2 << 20;
+  double progress = 0;
   // launch
   int repeat = 5;
   bool wait_mode = false;
@@ -94,6 +105,8 @@ struct options {
                "  stream:      --bytes N[K|M|G] --chunk N[K|M] --io poll|threads --stall-seconds S\n"
                "  idle:        --connections K --pid PID --settle-ms MS --connect-batch N\n"
                "  launch:      --repeat R --payload BYTES --wait-mode -- COMMAND [ARGS...]\n"
+               "  soak:        --echo-port P --talk-port P --cat-port P --clients N --duration S\n"
+               "               --pause-ms MS --stream-max N[K|M] --progress S\n"
                "  descendants: --pid PID (prints PID:STARTTIME of each descendant, one a line)\n");
   std::exit(exit_usage);
 }
@@ -163,6 +176,12 @@ options parse(int argc, char** argv) {
     else if (a == "--pid") o.pid = static_cast<pid_t>(parse_count(a, value, 1, 1L << 22));
     else if (a == "--repeat") o.repeat = static_cast<int>(parse_count(a, value, 1, 1000));
     else if (a == "--wait-mode") o.wait_mode = true;
+    else if (a == "--echo-port") o.echo_port = static_cast<int>(parse_count(a, value, 1, 65535));
+    else if (a == "--talk-port") o.talk_port = static_cast<int>(parse_count(a, value, 1, 65535));
+    else if (a == "--cat-port") o.cat_port = static_cast<int>(parse_count(a, value, 1, 65535));
+    else if (a == "--pause-ms") o.pause_ms = parse_count(a, value, 0, 60000);
+    else if (a == "--stream-max") o.stream_max = parse_count(a, value, 1, 4L << 20);  // the pattern window
+    else if (a == "--progress") o.progress = parse_seconds(a, value);
     else usage("unknown option " + a);
   }
   if (o.max_seconds <= 0) usage("--max-seconds must be positive");
@@ -1026,6 +1045,274 @@ int run_idle(const options& o) {
 }
 
 // ---------------------------------------------------------------------------------------
+// soak: client threads, for a duration, mixed traffic against an echo server, a talk server
+// and an exec cat server at once; every byte that comes back is compared with what the
+// server must answer.
+
+enum class soak_kind { echo, talk, cat };
+
+struct soak_target {
+  const char* name;
+  soak_kind kind;
+  endpoint at;
+  std::atomic<long> conns{0};
+  std::atomic<long> errors{0};
+  std::atomic<long> ops[3]{};  // short, lines, stream
+  std::atomic<unsigned long long> bytes_sent{0};
+  std::atomic<unsigned long long> bytes_verified{0};
+};
+
+std::mutex g_soak_log;
+std::atomic<long> g_soak_logged{0};
+
+void soak_error(soak_target& t, const std::string& what) {
+  ++t.errors;
+  if (g_soak_logged.fetch_add(1) >= 20) return;  // the first twenty are enough to debug
+  std::lock_guard<std::mutex> lock(g_soak_log);
+  std::fprintf(stderr, "loadgen: soak %s: %s\n", t.name, what.c_str());
+}
+
+std::uint64_t next_random(std::uint64_t& x) {
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return x;
+}
+
+// A nonblocking connection from one of the loopback source addresses, or -1 (err set).
+int soak_connect(const endpoint& target, unsigned serial, std::string& err) {
+  int fd = open_client_socket(target, 32, serial);
+  if (fd < 0) {
+    err = std::string("socket: ") + std::strerror(errno);
+    return -1;
+  }
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&target.addr), target.len) != 0 && errno != EINPROGRESS) {
+    err = std::string("connect: ") + std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  pollfd p{fd, POLLOUT, 0};
+  int e = 0;
+  socklen_t len = sizeof e;
+  if (::poll(&p, 1, ms_until_deadline(10000)) != 1 || ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0 || e) {
+    err = std::string("connect: ") + (e ? std::strerror(e) : "no answer within 10 s");
+    ::close(fd);
+    return -1;
+  }
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+// Sends out[0..n) while reading want[0..m) back, both at once (neither side's buffers can
+// fill up and stall the other), comparing every read with want. With finish, it then
+// half-closes and requires the server's EOF with nothing more. A connection that makes no
+// progress for 10 s fails.
+bool soak_exchange(int fd, soak_target& t, std::string_view out, std::string_view want, bool finish, std::vector<char>& buf,
+                   std::string& err) {
+  std::size_t sent = 0, got = 0;
+  bool shut = false;
+  auto last_progress = clock_type::now();
+  for (long turns = 0; turns < 100000000 && !past_deadline(); ++turns) {
+    bool progressed = false;
+    if (sent < out.size()) {
+      ssize_t w = ::send(fd, out.data() + sent, std::min<std::size_t>(out.size() - sent, 64 << 10), MSG_NOSIGNAL);
+      if (w > 0) {
+        sent += static_cast<std::size_t>(w);
+        t.bytes_sent += static_cast<unsigned long long>(w);
+        progressed = true;
+      } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+        err = std::string("send: ") + std::strerror(errno);
+        return false;
+      }
+    } else if (finish && !shut) {
+      ::shutdown(fd, SHUT_WR);
+      shut = true;
+    }
+    if (got == want.size() && !finish) return true;
+    ssize_t r = ::recv(fd, buf.data(), buf.size(), 0);
+    if (r > 0) {
+      const auto n = static_cast<std::size_t>(r);
+      if (got + n > want.size()) {
+        err = std::to_string(got + n - want.size()) + " bytes more than the " + std::to_string(want.size()) + " expected";
+        return false;
+      }
+      if (std::memcmp(buf.data(), want.data() + got, n) != 0) {
+        std::size_t k = 0;
+        while (buf[k] == want[got + k]) ++k;
+        err = "byte " + std::to_string(got + k) + " of " + std::to_string(want.size()) + " differs";
+        return false;
+      }
+      got += n;
+      t.bytes_verified += n;
+      progressed = true;
+    } else if (r == 0) {
+      if (finish && got == want.size() && shut) return true;
+      err = "early EOF after " + std::to_string(got) + " of " + std::to_string(want.size()) + " bytes";
+      return false;
+    } else if (errno != EAGAIN && errno != EINTR) {
+      err = std::string("recv: ") + std::strerror(errno);
+      return false;
+    }
+    if (progressed) {
+      last_progress = clock_type::now();
+      continue;
+    }
+    if (clock_type::now() - last_progress > 10s) {
+      err = "stalled at " + std::to_string(got) + " of " + std::to_string(want.size()) + " bytes (" + std::to_string(sent) +
+            " sent)";
+      return false;
+    }
+    pollfd p{fd, static_cast<short>(POLLIN | (sent < out.size() ? POLLOUT : 0)), 0};
+    ::poll(&p, 1, ms_until_deadline(100));
+  }
+  err = "run deadline passed mid-connection";
+  return false;
+}
+
+// Talk lines: pattern bytes with any LF replaced and no CR just before the terminator
+// (a CR LF ending is not part of the line); NUL and lone CR bytes stay in.
+std::string talk_line(std::uint64_t& rng, std::size_t size) {
+  std::string line(pattern_at(next_random(rng) % pattern_period), size);
+  for (char& c : line)
+    if (c == '\n') c = 'N';
+  if (!line.empty() && line.back() == '\r') line.back() = 'R';
+  return line;
+}
+
+// What SPEC §3 says talk answers for one line.
+void talk_reply(std::string& want, std::string_view line) {
+  want += "You sent: '";
+  want += line;
+  want += "'\n";
+}
+
+// Appends lines (each ended by LF or CR LF) of up to max_line bytes until out holds at
+// least total bytes, and their replies to want. With open_end the last line has no
+// terminator (talk answers it at EOF as well).
+void talk_lines(std::uint64_t& rng, std::size_t total, std::size_t max_line, bool open_end, std::string& out,
+                std::string& want) {
+  for (int lines = 0; out.size() < total && lines < 1000000; ++lines) {
+    std::string line = talk_line(rng, next_random(rng) % (max_line + 1));
+    out += line;
+    talk_reply(want, line);
+    out += next_random(rng) % 4 == 0 ? "\r\n" : "\n";
+  }
+  if (open_end) {
+    std::string line = talk_line(rng, 1 + next_random(rng) % max_line);
+    out += line;
+    talk_reply(want, line);
+  }
+}
+
+enum class soak_op { short_conn, lines, stream };
+
+// One connection of the given kind against t; false (err set) on any failure.
+bool soak_connection(soak_target& t, soak_op op, std::uint64_t& rng, unsigned serial, long long stream_max,
+                     std::vector<char>& buf, std::string& err) {
+  int fd = soak_connect(t.at, serial, err);
+  if (fd < 0) return false;
+  ++t.ops[static_cast<int>(op)];
+  bool ok = true;
+  std::string out, want;
+  if (op == soak_op::lines) {
+    // Ping-pong: each message waits for its answer; then the half-close and the EOF.
+    const int rounds = 2 + static_cast<int>(next_random(rng) % 63);
+    for (int i = 0; i < rounds && ok; ++i) {
+      out.clear();
+      want.clear();
+      if (t.kind == soak_kind::talk) {
+        talk_lines(rng, 1, 200, false, out, want);
+      } else {
+        out.assign(pattern_at(next_random(rng) % pattern_period), 1 + next_random(rng) % 1024);
+        want = out;
+      }
+      ok = soak_exchange(fd, t, out, want, false, buf, err);
+    }
+    ok = ok && soak_exchange(fd, t, {}, {}, true, buf, err);
+  } else {
+    const std::size_t size = op == soak_op::short_conn
+        ? 1 + next_random(rng) % 16384
+        : static_cast<std::size_t>(stream_max / 8) + next_random(rng) % static_cast<std::size_t>(stream_max - stream_max / 8 + 1);
+    if (t.kind == soak_kind::talk) {
+      // Streams carry a long line now and then (a quarter of them, up to 64 KiB).
+      const std::size_t max_line = op == soak_op::stream && next_random(rng) % 4 == 0 ? 65536 : 2000;
+      talk_lines(rng, size, max_line, next_random(rng) % 2 == 0, out, want);
+      ok = soak_exchange(fd, t, out, want, true, buf, err);
+    } else {
+      const std::string_view data(pattern_at(next_random(rng) % pattern_period), size);
+      ok = soak_exchange(fd, t, data, data, true, buf, err);
+    }
+  }
+  ::close(fd);
+  if (ok) ++t.conns;
+  return ok;
+}
+
+void soak_client(std::vector<soak_target*> targets, int index, const options& o, clock_type::time_point stop) {
+  std::uint64_t rng = UINT64_C(0x9e3779b97f4a7c15) ^ (static_cast<std::uint64_t>(index + 1) * UINT64_C(0xbf58476d1ce4e5b9));
+  std::vector<char> buf(64 << 10);
+  for (long iter = 0; iter < 100000000 && clock_type::now() < stop && !past_deadline(); ++iter) {
+    soak_target& t = *targets[static_cast<std::size_t>(index + iter) % targets.size()];
+    const auto pick = next_random(rng) % 100;
+    const soak_op op = pick < 50 ? soak_op::short_conn : pick < 85 ? soak_op::lines : soak_op::stream;
+    std::string err;
+    const unsigned serial = static_cast<unsigned>(index) * 7919u + static_cast<unsigned>(iter);
+    if (!soak_connection(t, op, rng, serial, o.stream_max, buf, err)) soak_error(t, err);
+    if (o.pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o.pause_ms));
+  }
+}
+
+void soak_print(const char* prefix, double seconds, const std::vector<soak_target*>& targets) {
+  for (soak_target* t : targets)
+    std::printf("%s label=%s seconds=%.1f conns=%ld short=%ld lines=%ld streams=%ld bytes_sent=%llu bytes_verified=%llu "
+                "errors=%ld\n",
+                prefix, t->name, seconds, t->conns.load(), t->ops[0].load(), t->ops[1].load(), t->ops[2].load(),
+                t->bytes_sent.load(), t->bytes_verified.load(), t->errors.load());
+  std::fflush(stdout);
+}
+
+int run_soak(const options& o) {
+  std::vector<std::unique_ptr<soak_target>> owned;
+  auto add = [&](const char* name, soak_kind kind, int port) {
+    if (!port) return;
+    options at = o;
+    at.port = port;
+    owned.push_back(std::make_unique<soak_target>());
+    owned.back()->name = name;
+    owned.back()->kind = kind;
+    owned.back()->at = require_loopback(at, true);
+  };
+  add("echo", soak_kind::echo, o.echo_port);
+  add("talk", soak_kind::talk, o.talk_port);
+  add("cat", soak_kind::cat, o.cat_port);
+  if (owned.empty()) usage("soak: give at least one of --echo-port, --talk-port, --cat-port");
+  if (o.duration <= 0 || o.duration + 15 > o.max_seconds) usage("soak: --duration S is required, and --max-seconds at least S + 15");
+  std::vector<soak_target*> targets;
+  for (auto& t : owned) targets.push_back(t.get());
+  raise_fd_limit();
+  pattern();
+  const auto t0 = clock_type::now();
+  const auto stop = t0 + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.duration));
+  std::vector<std::thread> pool;
+  for (int i = 0; i < o.clients; ++i) pool.emplace_back(soak_client, targets, i, std::cref(o), stop);
+  // Progress lines while the clients run (bounded by the duration; the clients stop on their own).
+  if (o.progress > 0) {
+    auto next = t0 + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.progress));
+    while (next < stop && !past_deadline()) {
+      std::this_thread::sleep_until(next);
+      soak_print("progress mode=soak", seconds_since(t0), targets);
+      next += std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(o.progress));
+    }
+  }
+  for (auto& th : pool) th.join();
+  soak_print("result mode=soak", seconds_since(t0), targets);
+  long errors = 0, conns = 0;
+  for (soak_target* t : targets) errors += t->errors, conns += t->conns;
+  return (errors || conns == 0) ? exit_failure : 0;
+}
+
+// ---------------------------------------------------------------------------------------
 // launch: fork/exec the server, connect in a tight bounded loop until it answers
 
 int pick_free_port(const endpoint& where) {
@@ -1259,6 +1546,7 @@ int main(int argc, char** argv) {
   if (o.mode == "stream") return run_stream(o);
   if (o.mode == "idle") return run_idle(o);
   if (o.mode == "launch") return run_launch(o);
+  if (o.mode == "soak") return run_soak(o);
   if (o.mode == "free-port") return run_free_port(o);
   if (o.mode == "wait-port") return run_wait_port(o);
   if (o.mode == "descendants") return run_descendants(o);

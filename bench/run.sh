@@ -57,15 +57,9 @@ EE=$BUILD_DIR/bench/epoll_echo
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 
-if [ ! -x "$SS" ] || [ ! -x "$LG" ] || [ ! -x "$EE" ]; then
-  if [ -f "$BUILD_DIR/build.ninja" ] || [ -f "$BUILD_DIR/Makefile" ]; then
-    log "building startup-server, loadgen and epoll_echo in $BUILD_DIR"
-    cmake --build "$BUILD_DIR" --target startup-server loadgen epoll_echo >&2 || exit 1
-  else
-    log "no build in $BUILD_DIR: run 'cmake --preset release && cmake --build --preset release' first"
-    exit 1
-  fi
-fi
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+ensure_built startup-server loadgen epoll_echo -- "$SS" "$LG" "$EE" || exit 1
 
 # Each peer runs only if installed (Debian: ucspi-tcp, ncat, socat; scripts/setup.sh --bench).
 peers=()
@@ -91,41 +85,6 @@ raw=$tmp/raw.txt
 declare -A started=()
 srv_pid=
 srv_port=
-
-stop_pid() {
-  local pid=$1
-  kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-  for _ in $(seq 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-  return 0
-}
-
-# Field 22 of /proc/PID/stat: when PID started (empty once it is gone).
-start_time() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-  local -a fields
-  read -r -a fields <<<"${stat##*) }"
-  echo "${fields[19]}"
-}
-
-# A forking peer's children can outlive it (a relay deadlocked on its own pipes): they are
-# listed (PID:STARTTIME) before the server stops and ended after it, each by its PID, once
-# its start time shows the PID still names the same process.
-stop_tree() {
-  local pid=$1 kids k
-  kids=$("$LG" descendants --pid "$pid" 2>/dev/null)
-  stop_pid "$pid"
-  [ -n "$kids" ] || return 0
-  for k in $kids; do [ "$(start_time "${k%%:*}")" = "${k##*:}" ] && kill -TERM "${k%%:*}" 2>/dev/null; done
-  sleep 0.2
-  for k in $kids; do [ "$(start_time "${k%%:*}")" = "${k##*:}" ] && kill -KILL "${k%%:*}" 2>/dev/null; done
-  return 0
-}
 
 stop_server() {
   [ -n "$srv_pid" ] || return 0
@@ -174,16 +133,8 @@ start_server() {
   local kind=$1 prog=${2:-} name=${1}${2:+-$(basename "${2:-}")}
   server_command "$kind" "$prog" || return 1
   if announces_port "$kind"; then
-    "${cmd[@]}" >"$tmp/$name.out" 2>>"$tmp/servers.err" </dev/null &
-    srv_pid=$!
+    start_announcing "$tmp/$name.out" "$tmp/servers.err" "${cmd[@]}"
     started[$srv_pid]=$name
-    srv_port=
-    for _ in $(seq 500); do
-      srv_port=$(head -n 1 "$tmp/$name.out" 2>/dev/null | tr -dc 0-9)
-      [ -n "$srv_port" ] && break
-      kill -0 "$srv_pid" 2>/dev/null || break
-      sleep 0.01
-    done
   else
     srv_port=$("$LG" free-port) || return 1
     local i
@@ -289,11 +240,7 @@ done
 
 elapsed=$(( $(date +%s) - started_at ))
 {
-  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-  git -C "$root" diff --quiet HEAD -- src include 2>/dev/null || rev="$rev + uncommitted changes in src/"
-  echo "startup-server: commit $rev, built in ${BUILD_DIR#"$root"/}"
-  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
+  run_facts
   echo "run: $( [ "$quick" = 1 ] && echo quick || echo full ), $ROUNDS round(s), ${elapsed}s; backlog $BACKLOG, peer connection limit $LIMIT"
   echo "short: $SHORT_CLIENTS concurrent clients, $PAYLOAD-byte payload, ${SHORT_SECONDS}s per round"
   echo "stream: $STREAM_BYTES each way, $STREAM_CHUNK client buffers"
