@@ -170,3 +170,21 @@ TEST_CASE("bench: the load generator runs short and stream modes against the ser
 
   CHECK(server.stop() == 0);
 }
+
+TEST_CASE("bench: the soak mode verifies mixed traffic to echo, talk and an exec'd cat at once", "[bench][soak]") {
+  auto echo = test_support::start_server({});
+  auto talk = test_support::start_server({"--talk"});
+  auto cat = test_support::start_server({"--create-stream", "--exec", "/bin/cat"});
+  const auto run = run_loadgen({"soak", "--echo-port", std::to_string(echo.port), "--talk-port",
+                                std::to_string(talk.port), "--cat-port", std::to_string(cat.port), "--clients", "4",
+                                "--duration", "2", "--max-seconds", "30"});
+  INFO(run.output);
+  REQUIRE(run.status == 0);
+  for (const char* label : {"echo", "talk", "cat"}) {
+    const auto at = run.output.find(std::string("result mode=soak label=") + label + " ");
+    REQUIRE(at != std::string::npos);
+    const std::string line = run.output.substr(at, run.output.find('\n', at) - at);
+    CHECK(line.find(" errors=0") != std::string::npos);
+    CHECK(line.find(" conns=0 ") == std::string::npos);
+  }
+}
