@@ -149,3 +149,22 @@ TEST_CASE("lanes: a short echo connection costs the server at most 9 system call
   CHECK(per_connection <= 9);
 #endif
 }
+
+TEST_CASE("lanes: a port a several-thread server listens on is refused to a second server, as any port in use",
+          "[lanes][errors]") {
+  for (const char* first_threads : {"1", "2"}) {
+    for (const char* second_threads : {"1", "2"}) {
+      INFO("first --threads " << first_threads << ", second --threads " << second_threads);
+      auto s = start_server({"--threads", first_threads});
+      auto r = run_binary({"-a", "127.0.0.1", "-s", std::to_string(s.port), "--threads", second_threads});
+      CHECK(r.status == 69);
+      CHECK(r.err.find("Address already in use") != std::string::npos);
+      CHECK(echoes(s.port, "still mine"));
+    }
+  }
+  // Sharing is what --reuseport is for: both servers ask, and both serve.
+  auto a = start_server({"--threads", "2", "--reuseport"});
+  auto b = start_server_with({"-a", "127.0.0.1", "-s", std::to_string(a.port)}, {"--threads", "2", "--reuseport"});
+  CHECK(listeners_on(b.proc.pid(), a.port) == 2);
+  CHECK(echoes(a.port, "shared"));
+}

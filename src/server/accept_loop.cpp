@@ -344,9 +344,6 @@ asio::awaitable<void> server_impl::run() {
     fail(condition);
     co_return;
   }
-  // Lanes on several threads each have a listener of their own on the one port: the kernel
-  // spreads the connections among them (SO_REUSEPORT), and no thread hands one to another.
-  if (use_lanes_ && thread_count(options_.threads) > 1) options_.reuseport = true;
   std::vector<bind_candidate> candidates;
   if (!inherited_) {
     const std::uint16_t port = resolve_service(options_.service, ec);
@@ -420,8 +417,10 @@ bool server_impl::start_lanes(startup_condition& condition) {
     return false;
   }
   const unsigned count = thread_count(options_.threads);
+  server_options sibling = options_;
+  sibling.reuseport = true;
   while (fds.size() < count) {
-    const int fd = open_listener(bound_, options_, condition);
+    const int fd = open_listener(bound_, sibling, condition);
     if (fd < 0) {
       for (int f : fds) ::close(f);
       return false;
@@ -505,7 +504,10 @@ bool server_impl::assign_acceptor(int fd, const bind_candidate& bound, startup_c
 
 bool server_impl::listen_on(const std::vector<bind_candidate>& candidates, startup_condition& condition) {
   std::vector<socket_option_report> reports;
-  int fd = open_first_listener(candidates, options_, condition, &reports);
+  // Lanes on several threads each have a listener of their own on the one port: the kernel
+  // spreads the connections among them (SO_REUSEPORT), and no thread hands one to another.
+  const bool siblings_follow = use_lanes_ && thread_count(options_.threads) > 1;
+  int fd = open_first_listener(candidates, options_, condition, &reports, siblings_follow);
   if (fd < 0) return false;
   const bind_candidate bound = bound_of(fd);
   if (!assign_acceptor(fd, bound, condition)) return false;
