@@ -1,8 +1,9 @@
-// Integration tests: the fast lanes of built-in echo and discard (one epoll loop and one
-// SO_REUSEPORT listener per thread) and what a short connection costs in system calls.
+// Integration tests: the fast lanes of built-in echo and discard (an epoll loop per thread,
+// on the one listener or, with --reuseport, one each) and what a short connection costs.
 #include <signal.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -90,16 +91,50 @@ std::map<std::string, long> counted_calls(const std::string& strace, int connect
   return strace_counts(*text);
 }
 
+// CPU time (user + system, clock ticks) of each of pid's threads named `name N`.
+std::map<std::string, long> numbered_thread_ticks(pid_t pid, const std::string& name) {
+  std::map<std::string, long> ticks;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& entry : std::filesystem::directory_iterator(tasks)) {
+    auto comm = read_file(entry.path().string() + "/comm");
+    auto stat = read_file(entry.path().string() + "/stat");
+    if (!comm || !stat || comm->rfind(name + " ", 0) != 0) continue;
+    // After the ")" that ends the name: state is field 3, utime and stime fields 14 and 15.
+    std::istringstream fields(stat->substr(stat->rfind(')') + 2));
+    std::vector<std::string> f;
+    for (std::string w; f.size() < 13 && fields >> w;) f.push_back(w);
+    if (f.size() == 13) ticks[comm->substr(0, comm->size() - 1)] = std::stol(f[11]) + std::stol(f[12]);
+  }
+  return ticks;
+}
+
 }  // namespace
 
-TEST_CASE("lanes: with --threads 2 each serving thread has a listener of its own on the one port", "[lanes][echo]") {
-  for (const char* threads : {"1", "2", "3"}) {
-    INFO("--threads " << threads);
-    auto s = start_server({"--threads", threads});
-    CHECK(listeners_on(s.proc.pid(), s.port) == std::stoi(threads));
-    int exact = 0;
-    for (int i = 0; i < 60; ++i) exact += echoes(s.port, random_bytes(1000 + i, static_cast<std::uint32_t>(i))) ? 1 : 0;
-    CHECK(exact == 60);
+TEST_CASE("lanes: serving threads share the one listener, or with --reuseport have one each, and all of them serve",
+          "[lanes][echo]") {
+  for (bool reuseport : {false, true}) {
+    for (const char* threads : {"1", "2", "3"}) {
+      INFO("--threads " << threads << (reuseport ? " --reuseport" : ""));
+      std::vector<std::string> args{"--threads", threads, "--backlog", "1024"};
+      if (reuseport) args.push_back("--reuseport");
+      auto s = start_server(args);
+      CHECK(listeners_on(s.proc.pid(), s.port) == (reuseport ? std::stoi(threads) : 1));
+      int exact = 0;
+      for (int i = 0; i < 30; ++i) exact += echoes(s.port, random_bytes(1000 + i, static_cast<std::uint32_t>(i))) ? 1 : 0;
+      CHECK(exact == 30);
+      // A second of short connections from 8 clients: each thread takes its share, no thread
+      // hands connections to another.
+      child_process load({STARTUP_SERVER_BENCH_BIN, "short", "--port", std::to_string(s.port), "--clients", "8",
+                          "--count", "1000000", "--duration", "1", "--max-seconds", "30", "--payload", "64"});
+      REQUIRE(load.wait_exit(40s) == 0);
+      CHECK(load.out().find("errors=0") != std::string::npos);
+      const auto ticks = numbered_thread_ticks(s.proc.pid(), "NIL server");
+      CHECK(ticks.size() == static_cast<std::size_t>(std::stoi(threads)));
+      for (const auto& [name, t] : ticks) {
+        INFO(name << ": " << t << " ticks");
+        CHECK(t > 0);
+      }
+    }
   }
 }
 

@@ -147,7 +147,7 @@ void build_app(CLI::App& app, raw_args& r) {
   app.add_option("--child-stderr", r.child_stderr,
                  "Append exec children's stderr to FILE (default: the server's stderr, /dev/null with --wait)")
       ->type_name("FILE")->group(k);
-  app.add_option("--threads", r.threads, "Threads serving connections (plain echo and discard: a listener each); 0 = one per core (default 1)")
+  app.add_option("--threads", r.threads, "Threads serving connections (plain echo and discard: each accepts for itself); 0 = one per core (default 1)")
       ->type_name("N")->group(k);
 
   const char* gd = "Guarding";

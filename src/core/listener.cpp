@@ -48,7 +48,7 @@ bool probe_accepted_options(int family, const server_options& o, startup_conditi
 }
 
 int open_listener(const bind_candidate& c, const server_options& o, startup_condition& condition,
-                  std::vector<socket_option_report>* reports, bool siblings_follow) {
+                  std::vector<socket_option_report>* reports) {
   int fd = ::socket(c.family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_TCP);
   if (fd < 0) return fail(fd, condition, startup_condition::phase::bind, "open a socket for", c);
   const int one = 1;
@@ -69,23 +69,18 @@ int open_listener(const bind_candidate& c, const server_options& o, startup_cond
     return fail(fd, condition, startup_condition::phase::bind, "bind to", c);
   if (!apply_socket_options(fd, c.family, o.sockets, sockopt_target::listener_before_listen, reports, failed, ec))
     return option_failed(fd, condition, failed, ec, c);
-  // Bound alone (a port someone listens on was refused above); from listen on, sockets that
-  // set SO_REUSEPORT before their bind may share it: this server's further listeners.
-  if (siblings_follow && !o.reuseport && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-    return fail(fd, condition, startup_condition::phase::bind, "set SO_REUSEPORT on", c);
   if (::listen(fd, o.backlog) != 0) return fail(fd, condition, startup_condition::phase::listen, "listen on", c);
   condition = {};
   return fd;
 }
 
 int open_first_listener(const std::vector<bind_candidate>& candidates, const server_options& o,
-                        startup_condition& condition, std::vector<socket_option_report>* reports,
-                        bool siblings_follow) {
+                        startup_condition& condition, std::vector<socket_option_report>* reports) {
   startup_condition first;
   for (const auto& c : candidates) {
     startup_condition attempt;
     if (reports) reports->clear();
-    int fd = open_listener(c, o, attempt, reports, siblings_follow);
+    int fd = open_listener(c, o, attempt, reports);
     if (fd >= 0) {
       condition = {};
       return fd;

@@ -10,11 +10,9 @@ namespace startup_server::detail {
 // SO_REUSEPORT and IPV6_V6ONLY as asked and the listener's socket options (reported,
 // requested and effective, into reports if given), binds and listens. Returns the
 // descriptor, or -1 with condition set (stage bind or listen, context naming the address
-// and port, and the socket option the kernel refused). With siblings_follow, a socket bound
-// without SO_REUSEPORT gets it between bind and listen: the bind is as exclusive as any,
-// and listeners opened after it with SO_REUSEPORT can share its port (one per thread).
+// and port, and the socket option the kernel refused).
 int open_listener(const bind_candidate& c, const server_options& o, startup_condition& condition,
-                  std::vector<socket_option_report>* reports = nullptr, bool siblings_follow = false);
+                  std::vector<socket_option_report>* reports = nullptr);
 
 // Tries the options meant for accepted sockets on a throw-away socket of `family`, so one
 // the kernel refuses (a congestion algorithm that is not loaded) stops the start, not
@@ -24,7 +22,6 @@ bool probe_accepted_options(int family, const server_options& o, startup_conditi
 // Tries each candidate in order and keeps the first that binds; on failure the
 // condition is the first candidate's (the one the user most likely meant).
 int open_first_listener(const std::vector<bind_candidate>& candidates, const server_options& o,
-                        startup_condition& condition, std::vector<socket_option_report>* reports = nullptr,
-                        bool siblings_follow = false);
+                        startup_condition& condition, std::vector<socket_option_report>* reports = nullptr);
 
 }  // namespace startup_server::detail

@@ -399,8 +399,10 @@ asio::awaitable<void> server_impl::run() {
   if (!use_lanes_) co_await accept_loop();
 }
 
-// One lane per thread: the first takes the bound listener, each other one a listener of
-// its own on the same address and port, with the same options.
+// One lane per thread. They wait on the one listener together (EPOLLEXCLUSIVE: the kernel
+// wakes one of them per connection), each through a descriptor of its own. With --reuseport
+// the user has agreed to share the port, and each lane gets a listener of its own on it
+// instead: the kernel spreads the connections among them.
 bool server_impl::start_lanes(startup_condition& condition) {
   lane_settings settings;
   settings.echo = options_.function == handler::echo;
@@ -409,6 +411,8 @@ bool server_impl::start_lanes(startup_condition& condition) {
   settings.family = bound_.family;
   settings.accepted = accepted_options_ ? &options_.sockets : nullptr;
   settings.failures_before_giving_up = std::max(1u, options_.reopen_after_failures);
+  const unsigned count = thread_count(options_.threads);
+  settings.shared_listener = count > 1 && !options_.reuseport;
   std::error_code ec;
   std::vector<int> fds{acceptor_.release(ec)};
   if (ec) {
@@ -416,12 +420,13 @@ bool server_impl::start_lanes(startup_condition& condition) {
                  fmt::format("unable to listen on {}", endpoint_text(reinterpret_cast<const sockaddr*>(&bound_.addr)))};
     return false;
   }
-  const unsigned count = thread_count(options_.threads);
-  server_options sibling = options_;
-  sibling.reuseport = true;
   while (fds.size() < count) {
-    const int fd = open_listener(bound_, sibling, condition);
+    const int fd = settings.shared_listener ? ::fcntl(fds.front(), F_DUPFD_CLOEXEC, 0)
+                                            : open_listener(bound_, options_, condition);
     if (fd < 0) {
+      if (settings.shared_listener)
+        condition = {startup_condition::phase::listen, std::error_code(errno, std::system_category()),
+                     fmt::format("unable to listen on {}", endpoint_text(reinterpret_cast<const sockaddr*>(&bound_.addr)))};
       for (int f : fds) ::close(f);
       return false;
     }
@@ -504,10 +509,7 @@ bool server_impl::assign_acceptor(int fd, const bind_candidate& bound, startup_c
 
 bool server_impl::listen_on(const std::vector<bind_candidate>& candidates, startup_condition& condition) {
   std::vector<socket_option_report> reports;
-  // Lanes on several threads each have a listener of their own on the one port: the kernel
-  // spreads the connections among them (SO_REUSEPORT), and no thread hands one to another.
-  const bool siblings_follow = use_lanes_ && thread_count(options_.threads) > 1;
-  int fd = open_first_listener(candidates, options_, condition, &reports, siblings_follow);
+  int fd = open_first_listener(candidates, options_, condition, &reports);
   if (fd < 0) return false;
   const bind_candidate bound = bound_of(fd);
   if (!assign_acceptor(fd, bound, condition)) return false;

@@ -76,9 +76,15 @@ fast_lane::fast_lane(lane_owner& owner, int listen_fd, lane_settings settings)
   ev.events = EPOLLIN;
   ev.data.ptr = &wake_fd_;
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) give_up("epoll_ctl");
-  // Level-triggered: a queue left non-empty after a turn wakes the loop again.
+  if (!watch_listener()) give_up("epoll_ctl");
+}
+
+// Level-triggered: a queue left non-empty after a turn wakes the loop again.
+bool fast_lane::watch_listener() noexcept {
+  epoll_event ev{};
+  ev.events = EPOLLIN | (settings_.shared_listener ? EPOLLEXCLUSIVE : 0u);
   ev.data.ptr = &listen_fd_;
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev) != 0) give_up("epoll_ctl");
+  return ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev) == 0;
 }
 
 fast_lane::~fast_lane() {
@@ -164,25 +170,30 @@ void fast_lane::close_listener() noexcept {
   accepting_ = false;
   paused_ = false;
   if (listen_fd_ < 0) return;
-  ::close(listen_fd_);  // leaves the epoll set with it
+  // Out of the set first: a close leaves it only once every lane's descriptor of a shared
+  // listener is closed, and until then the queue would keep waking this lane.
+  epoll_event ev{};
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, &ev);
+  ::close(listen_fd_);
   listen_fd_ = -1;
 }
 
+// Out of the epoll set and back (an EPOLLEXCLUSIVE registration cannot be modified).
 void fast_lane::pause_accepting() noexcept {
   if (listen_fd_ < 0) return;
   epoll_event ev{};
-  ev.data.ptr = &listen_fd_;
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, &ev);
   paused_ = true;
 }
 
 void fast_lane::resume_accepting() noexcept {
   paused_ = false;
   if (listen_fd_ < 0) return;
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.ptr = &listen_fd_;
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+  if (!watch_listener()) {
+    owner_.resource_shortage(fmt::format("epoll_ctl: {} (accepting again later)", last_error().message()));
+    resume_at_ = std::chrono::steady_clock::now() + shortage_pause;
+    paused_ = true;
+  }
 }
 
 void fast_lane::accept_some() noexcept {

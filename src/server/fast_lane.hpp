@@ -1,5 +1,5 @@
 // The fast path for built-in echo and discard on plain TCP: one thread per lane, each with
-// its own epoll loop and listener, and no more system calls per connection than the work
+// its own epoll loop, and no more system calls per connection than the work
 // needs (accept4 straight into a non-blocking close-on-exec socket, the first read tried
 // before any wait, one edge-triggered registration, no removal before close).
 //
@@ -53,6 +53,9 @@ struct lane_settings {
   int family = 0;                              // the listener's address family
   const socket_options* accepted = nullptr;   // options for accepted sockets; null: none
   unsigned failures_before_giving_up = 8;     // consecutive accept failures of other kinds
+  // The listener is one other lanes wait on too (each with a descriptor of its own): waits
+  // are EPOLLEXCLUSIVE, so a connection wakes one lane, not all of them.
+  bool shared_listener = false;
 };
 
 class fast_lane {
@@ -67,7 +70,7 @@ class fast_lane {
   // Starts the lane's thread (std::system_error if it cannot).
   void start(std::string thread_name);
   // Any thread. Each is idempotent; the lane acts on them at its next turn.
-  void stop_accepting() noexcept;  // closes the listener
+  void stop_accepting() noexcept;  // closes the listener (its descriptor of it)
   void cut() noexcept;             // closes the listener and every connection
   void stop() noexcept;            // ends the thread; connections left are closed unannounced
   void join() noexcept;
@@ -80,6 +83,7 @@ class fast_lane {
   void run() noexcept;
   void take_commands(bool& running) noexcept;
   void accept_some() noexcept;
+  bool watch_listener() noexcept;
   void pause_accepting() noexcept;
   void resume_accepting() noexcept;
   void close_listener() noexcept;
