@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds and runs the whole test suite three times: optimised, under ASan + UBSan, and under
-# ThreadSanitizer with two server threads.
+# ThreadSanitizer with two server threads; then a short smoke run of every fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,3 +11,5 @@ for preset in release asan tsan; do
   cmake --build --preset "$preset"
   ctest --preset "$preset" -j2
 done
+echo "== fuzz smoke run" >&2
+scripts/fuzz.sh

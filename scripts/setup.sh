@@ -2,7 +2,9 @@
 # Installs what building and testing startup-server needs on Debian 12, if missing.
 set -euo pipefail
 
-packages=(g++ cmake ninja-build libcli11-dev libfmt-dev libasio-dev libssl-dev openssl catch2 groff-base iproute2 strace procps pkg-config dpkg-dev file)
+# clang-14 and libclang-rt-14-dev (libFuzzer's libclang_rt.fuzzer) are for the fuzz preset.
+packages=(g++ cmake ninja-build libcli11-dev libfmt-dev libasio-dev libssl-dev openssl catch2 groff-base iproute2 strace procps pkg-config dpkg-dev file
+          clang-14 libclang-rt-14-dev)
 # Optional extras: --bench for the comparison benchmark, --haproxy for the PROXY protocol
 # tests with a real sender (they are skipped without it; its packaged service is not used).
 for extra in "$@"; do
