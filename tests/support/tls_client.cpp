@@ -300,26 +300,15 @@ bool tls_client::write_all(std::string_view data, milliseconds timeout) {
   return data.empty();
 }
 
-tls_read_result tls_client::read_exact(std::size_t n, milliseconds timeout) {
-  const auto deadline = steady::now() + timeout;
-  tls_read_result r;
-  for (int round = 0; round < max_rounds && r.data.size() < n; ++round) {
-    const step s = read_step(r, n - r.data.size());
-    if (s == step::progress) continue;
-    if (s == step::ended) break;
-    if (!wait_for(fd(), s == step::want_write ? POLLOUT : POLLIN, deadline)) {
-      r.timed_out = true;
-      break;
-    }
-  }
-  return r;
-}
+tls_read_result tls_client::read_exact(std::size_t n, milliseconds timeout) { return read_up_to(n, timeout); }
 
-tls_read_result tls_client::read_to_end(milliseconds timeout) {
+tls_read_result tls_client::read_to_end(milliseconds timeout) { return read_up_to(std::nullopt, timeout); }
+
+tls_read_result tls_client::read_up_to(std::optional<std::size_t> n, milliseconds timeout) {
   const auto deadline = steady::now() + timeout;
   tls_read_result r;
-  for (int round = 0; round < max_rounds; ++round) {
-    const step s = read_step(r, chunk);
+  for (int round = 0; round < max_rounds && (!n || r.data.size() < *n); ++round) {
+    const step s = read_step(r, n ? *n - r.data.size() : chunk);
     if (s == step::progress) continue;
     if (s == step::ended) break;
     if (!wait_for(fd(), s == step::want_write ? POLLOUT : POLLIN, deadline)) {

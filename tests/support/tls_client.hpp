@@ -93,6 +93,8 @@ class tls_client {
   tls_client(client tcp, SSL* ssl) noexcept;
   // One SSL_read of at most `limit` bytes into r.
   step read_step(tls_read_result& r, std::size_t limit);
+  // Reads until n bytes (or, without n, the end), the end, or the timeout.
+  tls_read_result read_up_to(std::optional<std::size_t> n, milliseconds timeout);
   // One SSL_write of data's start; the bytes taken go to `written`.
   step write_step(std::string_view data, std::size_t& written);
   // What SSL_get_error says of result `rc`; sets error_ (and r's end) when it is final.
