@@ -100,6 +100,42 @@ TEST_CASE("lifecycle: SIGTERM lets an open connection finish within the grace pe
   CHECK(announced_terminated(s.proc));
 }
 
+TEST_CASE("lifecycle: clients queued when SIGTERM arrives are served, not reset", "[lifecycle][signals]") {
+  // The server is stopped (SIGSTOP) while clients connect: the kernel queues them, and
+  // their bytes, on the listener. SIGTERM comes before the server runs again; closing the
+  // listener would reset every client still queued.
+  const std::vector<std::pair<std::string, std::vector<std::string>>> paths{
+      {"fast lanes", {"--echo", "--backlog", "64"}},
+      {"event loop", {"--echo", "--backlog", "64", "--idle-timeout", "30"}},
+      {"two lanes", {"--echo", "--backlog", "64", "--threads", "2"}},
+  };
+  for (const auto& [what, args] : paths) {
+    for (int round = 0; round < 3; ++round) {
+      INFO(what << ", round " << round);
+      auto s = start_server(args);
+      REQUIRE(s.proc.send_signal(SIGSTOP));
+      std::vector<client> clients;
+      for (int i = 0; i < 24; ++i) {
+        auto c = client::connect(s.port);
+        REQUIRE(c);
+        REQUIRE(c->send_all("queued " + std::to_string(i) + "\n"));
+        clients.push_back(std::move(*c));
+      }
+      REQUIRE(s.proc.send_signal(SIGTERM));
+      REQUIRE(s.proc.send_signal(SIGCONT));
+      int served = 0;
+      for (std::size_t i = 0; i < clients.size(); ++i) {
+        const std::string text = "queued " + std::to_string(i) + "\n";
+        clients[i].shutdown_write();
+        const auto r = clients[i].read_all(5s);
+        served += r.data == text && r.eof;
+      }
+      CHECK(served == static_cast<int>(clients.size()));
+      CHECK(s.proc.wait_exit(10s) == 0);
+    }
+  }
+}
+
 TEST_CASE("lifecycle: with --grace 1 a connection that stays open is closed after about a second",
           "[lifecycle][signals]") {
   auto s = start_server({"--grace", "1"}, announce_style::json);

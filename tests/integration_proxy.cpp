@@ -584,12 +584,26 @@ TEST_CASE("proxy: HAProxy's health checks are served, and when SIGTERM drains on
   INFO(s1.proc.err());
   CHECK(checked);
   for (int i = 0; i < 4; ++i) CHECK(through(h.front, "before\n") != 0);
+  // A client that HAProxy sent to s1, open when the drain begins.
+  std::optional<client> held;
+  for (int i = 0; i < 4 && !held; ++i) {
+    auto c = client::connect(h.front);
+    REQUIRE(c);
+    REQUIRE(c->send_all("held\n"));
+    REQUIRE(c->read_exact(5).data == "held\n");
+    if (record_with(s1.proc, {{"event", "open"}, {"peer_port", std::to_string(c->local_port())}}, 1s)) held = std::move(c);
+  }
+  REQUIRE(held);
   REQUIRE(s1.proc.send_signal(SIGTERM));
-  CHECK(s1.proc.wait_exit(10s) == 0);
   for (int i = 0; i < 6; ++i) {
-    INFO("after the drain, client " << i);
+    INFO("during and after the drain, client " << i);
     CHECK(through(h.front, "after\n") != 0);
   }
+  // The held client goes on within the grace period; its close ends s1.
+  CHECK(held->exchange("still served\n", 13, true, 5s).data == "still served\n");
+  held->close();
+  CHECK(s1.proc.wait_exit(10s) == 0);
+  for (const auto& o : records(s1.proc)) CHECK(o.string("reason").value_or("").find("cut") == std::string::npos);
   // Nothing reached the servers but whole headers: no refusal on either side.
   for (auto* p : {&s1.proc, &s2.proc})
     for (const auto& o : records(*p)) CHECK(o.string("event") != "refused");

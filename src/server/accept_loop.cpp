@@ -53,7 +53,15 @@ asio::awaitable<void> server_impl::accept_loop() {
       ec = faults().accept(ec);
       if (ec && socket.is_open()) socket.close();
     }
-    if (phase_.load() != lifecycle_phase::serving || ec == asio::error::operation_aborted) break;
+    if (ec == asio::error::operation_aborted) break;
+    if (phase_.load() != lifecycle_phase::serving) {
+      // Accepted as the stop began: served in the grace period, as the queue is.
+      if (!ec && serve_queued_) {
+        active_.fetch_add(1);
+        hand_over(w, std::move(socket), accepted_peer_);
+      }
+      break;
+    }
     if (ec) {
       if (!co_await recover_from_accept_error(ec, failures)) break;
       continue;
@@ -66,13 +74,37 @@ asio::awaitable<void> server_impl::accept_loop() {
     if (!queue_warned_.load() && (accepted_ <= 8 || accepted_ % 8 == 0)) check_accept_queue();
     // Closed before the handler runs, so a second client is refused, never half-served.
     if (options_.once) request_stop(stop_request::once_served);
-    if (&w == &control_) {
-      start_connection(w, std::move(socket), accepted_peer_);
-    } else {
-      asio::post(w.context, [this, &w, s = std::move(socket), peer = accepted_peer_]() mutable {
-        start_connection(w, std::move(s), peer);
-      });
+    hand_over(w, std::move(socket), accepted_peer_);
+  }
+}
+
+void server_impl::hand_over(worker& w, tcp::socket socket, const tcp::endpoint& peer) {
+  if (&w == &control_) return start_connection(w, std::move(socket), peer);
+  asio::post(w.context, [this, &w, s = std::move(socket), peer]() mutable { start_connection(w, std::move(s), peer); });
+}
+
+// A graceful stop closes the listener, and the kernel resets every client still in its
+// queue: those it completed the handshake with already, which a balancer has sent bytes
+// to and will not retry. They are accepted first and served in the grace period, as if
+// they had come a moment sooner (up to the connection limit; beyond it they are reset).
+void server_impl::take_queued() {
+  if (!acceptor_.is_open()) return;
+  std::error_code ec;
+  acceptor_.non_blocking(true, ec);
+  for (int n = 0; !ec && n < 65536; ++n) {
+    if (capacity_ && active_.load() >= capacity_) return;
+    worker& w = *workers_[next_worker_];
+    tcp::socket socket(w.context);
+    tcp::endpoint peer;
+    acceptor_.accept(socket, peer, ec);
+    if (ec) {
+      if (transient_accept_error(ec)) ec.clear();
+      continue;
     }
+    next_worker_ = (next_worker_ + 1) % workers_.size();
+    active_.fetch_add(1);
+    ++accepted_;
+    hand_over(w, std::move(socket), peer);
   }
 }
 

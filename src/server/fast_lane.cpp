@@ -103,7 +103,11 @@ void fast_lane::start(std::string thread_name) {
   });
 }
 
-void fast_lane::stop_accepting() noexcept { send_command(no_accept); }
+// With take_queued the owner counts the lane as one connection more until it has taken
+// the queue: the lane calls lane_closed() for it once it has.
+void fast_lane::stop_accepting(bool take_queued) noexcept {
+  send_command(take_queued ? command(no_accept | take_queue) : no_accept);
+}
 void fast_lane::cut() noexcept { send_command(cut_all); }
 void fast_lane::stop() noexcept { send_command(quit); }
 
@@ -157,13 +161,25 @@ void fast_lane::take_commands(bool& running) noexcept {
   std::uint64_t count;
   [[maybe_unused]] const ssize_t ignored = ::read(wake_fd_, &count, sizeof count);
   const unsigned c = commands_.exchange(0);
+  if ((c & take_queue) && !(c & (cut_all | quit))) take_queued();
   if (c & (no_accept | cut_all | quit)) close_listener();
+  if (c & take_queue) owner_.lane_closed();  // the count stop_accepting(true) added for this lane
   if (c & cut_all) {
     for (conn* a : again_) a->again = false;
     again_.clear();
     while (conns_) close(*conns_);
   }
   if (c & quit) running = false;
+}
+
+// The clients the kernel has queued already are accepted before the listener closes, so
+// a graceful stop serves them instead of resetting them (see server_impl::take_queued).
+void fast_lane::take_queued() noexcept {
+  for (int turn = 0; turn < 4096 && accepting_ && !paused_ && listen_fd_ >= 0; ++turn) {
+    const std::uint64_t before = accepted_;
+    accept_some();
+    if (accepted_ == before) return;
+  }
 }
 
 void fast_lane::close_listener() noexcept {

@@ -70,14 +70,16 @@ class fast_lane {
   // Starts the lane's thread (std::system_error if it cannot).
   void start(std::string thread_name);
   // Any thread. Each is idempotent; the lane acts on them at its next turn.
-  void stop_accepting() noexcept;  // closes the listener (its descriptor of it)
+  // Closes the listener (its descriptor of it); with take_queued, once it has accepted
+  // what the listen queue holds (a graceful stop serves those clients).
+  void stop_accepting(bool take_queued) noexcept;
   void cut() noexcept;             // closes the listener and every connection
   void stop() noexcept;            // ends the thread; connections left are closed unannounced
   void join() noexcept;
 
  private:
   struct conn;
-  enum command : unsigned { no_accept = 1, cut_all = 2, quit = 4 };
+  enum command : unsigned { no_accept = 1, cut_all = 2, quit = 4, take_queue = 8 };
 
   void send_command(command c) noexcept;
   void run() noexcept;
@@ -87,6 +89,7 @@ class fast_lane {
   void pause_accepting() noexcept;
   void resume_accepting() noexcept;
   void close_listener() noexcept;
+  void take_queued() noexcept;
   void on_event(conn& c, std::uint32_t events) noexcept;
   void serve(conn& c) noexcept;
   void flush(conn& c) noexcept;

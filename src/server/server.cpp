@@ -252,9 +252,15 @@ void server_impl::request_stop(stop_request r) {
 void server_impl::enter_draining(bool arm) {
   const lifecycle_phase before = phase_.exchange(lifecycle_phase::draining);
   if (before == lifecycle_phase::serving) tell_stopping();
+  // A graceful stop serves the clients already queued; --once (arm false) serves no more.
+  serve_queued_ = arm && before == lifecycle_phase::serving;
+  if (serve_queued_) take_queued();
   std::error_code ignored;
   acceptor_.close(ignored);
-  for (auto& lane : lanes_) lane->stop_accepting();
+  // Each lane takes its share of the queue on its own thread: until it has, it counts as
+  // a connection, so the stop cannot finish before the clients it takes are counted.
+  if (serve_queued_) active_.fetch_add(lanes_.size());
+  for (auto& lane : lanes_) lane->stop_accepting(serve_queued_);
   pause_timer_.cancel();
   idle_timer_.cancel();
   if (arm) arm_grace();

@@ -70,6 +70,10 @@ class server_impl final : public connection_owner, public lane_owner {
   asio::awaitable<bool> recover_from_accept_error(std::error_code ec, unsigned& failures);
   asio::awaitable<bool> reopen_listener();
   void check_accept_queue();
+  // Hands an accepted socket to its worker (counted active already).
+  void hand_over(worker& w, tcp::socket socket, const tcp::endpoint& peer);
+  // Accepts what the listen queue holds, for a graceful stop (see enter_draining).
+  void take_queued();
   void start_connection(worker& w, tcp::socket socket, const tcp::endpoint& peer);
   asio::awaitable<void> admit_then_serve(connection& c);
   void begin_serving(connection& c);
@@ -161,6 +165,7 @@ class server_impl final : public connection_owner, public lane_owner {
   // Control state: touched on control_'s thread only (phase_ is read anywhere).
   std::atomic<lifecycle_phase> phase_{lifecycle_phase::starting};
   bool grace_armed_ = false;
+  bool serve_queued_ = false;  // a graceful stop: clients accepted from the queue are served
   std::atomic<std::size_t> active_{0};
   std::atomic<std::uint64_t> next_id_{0};
   std::atomic<std::int64_t> last_shortage_{0};  // steady clock, ns; 0: none yet
