@@ -10,6 +10,7 @@
 #include <regex>
 #include <thread>
 
+#include "support/loopback.hpp"
 #include "support/test_support.hpp"
 #include "support/tls_client.hpp"
 
@@ -435,7 +436,6 @@ TEST_CASE("tls: bad TLS flags are usage errors naming the flag, before anything 
       {{"--tls", "--tls-client-ca", missing}, "--tls-client-ca", missing},
       {{"--tls", "--tls-handshake-timeout", "0"}, "--tls-handshake-timeout", "'0'"},
       {{"--tls", "--tls-handshake-timeout", "abc"}, "--tls-handshake-timeout", "'abc'"},
-      {{"--tls", "--stdio"}, "--tls", "--stdio"},
       {{"--tls", "--exec", "/bin/cat"}, "--tls", "--create-stream"},
   };
   for (const auto& c : cases) {
@@ -450,6 +450,65 @@ TEST_CASE("tls: bad TLS flags are usage errors naming the flag, before anything 
     CHECK(split_lines(r.err).size() == 1);
     CHECK_THAT(r.err, Catch::Contains(c.flag + ":") && Catch::Contains(c.also));
   }
+}
+
+TEST_CASE("tls: --stdio joins the terminal to a TLS client and ends its input with close_notify", "[tls][stdio]") {
+  // The terminal's input is one line, then EOF: the client gets the line and close_notify
+  // (a half-close on TLS 1.3), and what it sends after that still reaches stdout.
+  child_process p({"/bin/sh", "-c",
+                   "printf 'to the client\\n' | exec \"$0\" -a 127.0.0.1 -s 0 --announce --announce-format={port} "
+                   "--tls --stdio --once",
+                   binary_path()});
+  const auto line = p.stdout_line(10s);
+  REQUIRE(line);
+  auto c = tls_client::connect_or_throw(static_cast<std::uint16_t>(std::stoi(*line)));
+  const tls_read_result r = c.read_to_end(5s);
+  CHECK(r.data == "to the client\n");
+  CHECK(r.close_notify);
+  REQUIRE(c.write_all("to the terminal\n"));
+  CHECK(p.wait_for_stdout("to the terminal\n", 5s));
+  CHECK(c.shutdown_send());
+  CHECK(p.wait_exit(5s) == 0);
+  CHECK(p.err().find("warning") == std::string::npos);
+}
+
+TEST_CASE("tls: a library function serves TLS clients on its blocking stream, and a stop wakes it", "[tls][library]") {
+  auto o = loopback(startup_server::handler::user);
+  o.tls = startup_server::tls_options{};
+  o.grace = std::chrono::milliseconds(300);
+  o.serve = [](startup_server::server&, startup_server::tcp_stream& stream) {
+    char buffer[4096];
+    for (std::size_t n; (n = stream.read_some(buffer, sizeof buffer)) > 0;) stream.write(std::string_view(buffer, n));
+  };
+  auto s = startup_server::start_up_server(o);
+  REQUIRE(s);
+  const std::uint16_t port = s->local_port();
+  {
+    // Two clients interleaved, then a megabyte each way with the client's close_notify
+    // at the end: the function sees EOF, returns, and the client gets close_notify.
+    auto a = tls_client::connect_or_throw(port);
+    auto b = tls_client::connect_or_throw(port);
+    REQUIRE(a.write_all("first\n"));
+    REQUIRE(b.write_all("second\n"));
+    CHECK(b.read_exact(7).data == "second\n");
+    CHECK(a.read_exact(6).data == "first\n");
+    std::string big(1 << 20, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 7919) >> 3);
+    const tls_read_result r = a.exchange(big, std::nullopt, true, 20s);
+    CHECK(r.data.size() == big.size());
+    CHECK(r.data == big);
+    CHECK(r.close_notify);
+  }
+  // A client that stays connected, its function blocked in a read: the cut at the end of
+  // the grace period wakes it.
+  auto idle = tls_client::connect_or_throw(port);
+  REQUIRE(idle.write_all("x"));
+  CHECK(idle.read_exact(1).data == "x");
+  const auto before = steady::now();
+  startup_server::server_terminate(*s);
+  s->join();
+  CHECK(steady::now() - before < 2s);
+  CHECK(idle.read_to_end(2s).ended());
 }
 
 TEST_CASE("tls: talk, discard, chargen and daytime work over TLS", "[tls]") {

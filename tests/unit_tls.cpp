@@ -61,17 +61,27 @@ TEST_CASE("tls: bad certificate and key files are named with the reason", "[tls]
   std::remove(junk.c_str());
 }
 
-TEST_CASE("library: TLS is refused where the server does not carry the bytes", "[library][tls]") {
-  for (handler h : {handler::exec, handler::stdio, handler::user}) {
-    auto o = test_support::loopback(h);
+TEST_CASE("library: TLS is refused for exec without create_stream, and taken by stdio and user functions",
+          "[library][tls]") {
+  {
+    auto o = test_support::loopback(handler::exec);
     o.tls = tls_options{};
-    if (h == handler::exec) o.exec_argv = {"/bin/cat"};
-    if (h == handler::user) o.serve = [](server&, tcp_stream&) {};
+    o.exec_argv = {"/bin/cat"};
     startup_condition c;
     auto s = start_up_server(o, c);
     CHECK_FALSE(s);
     CHECK(c.stage == startup_condition::phase::usage);
-    CHECK_THAT(c.message(), Catch::Contains("TLS"));
+    CHECK_THAT(c.message(), Catch::Contains("TLS") && Catch::Contains("create_stream"));
+  }
+  for (handler h : {handler::stdio, handler::user}) {
+    auto o = test_support::loopback(h);
+    o.tls = tls_options{};
+    if (h == handler::user) o.serve = [](server&, tcp_stream&) {};
+    startup_condition c;
+    auto s = start_up_server(o, c);
+    REQUIRE(s);
+    server_terminate(*s);
+    s->join();
   }
   auto o = test_support::loopback();
   o.tls = tls_options{};

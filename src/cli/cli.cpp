@@ -451,7 +451,6 @@ void map_tls(config& c, const raw_args& r, const CLI::App& app) {
                                                                                                       : "--tls-handshake-timeout";
   if (o.function == handler::exec && !o.create_stream)
     refuse(flag, "needs --create-stream with --exec or --sh-exec: a child holding the socket would see the ciphertext");
-  if (o.function == handler::stdio) refuse(flag, "is not available with --stdio, which joins the socket itself");
   tls_options t;
   t.certificate_file = r.tls_cert;
   t.key_file = r.tls_key;

@@ -12,7 +12,9 @@ namespace startup_server::detail {
 // (its endpoints from c's identity). The thread is owned by the connection and joined
 // when the connection is freed; when body returns, the connection closes. An exception
 // from body is a warning (`what` names it). At a cut the socket is shut down, so blocked
-// reads and writes return. Needs plain TCP: a decorated connection is refused.
+// reads and writes return. A decorated connection (TLS) gives the thread one end of a
+// socket pair instead, relayed to the stream on c's thread with EOF carried across as a
+// half-close each way; the connection closes once the body has returned and the relay is over.
 void start_blocking(connection& c, const char* what, std::function<void(tcp_stream&)> body);
 
 }  // namespace startup_server::detail

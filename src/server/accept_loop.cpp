@@ -242,7 +242,8 @@ asio::awaitable<void> server_impl::admit_then_serve(connection& c) {
 }
 
 // Handlers whose bytes the server never sees (raw-socket exec, stdio, user functions)
-// keep the plain socket: no decorator can stand in between.
+// keep the plain socket: no trace or idle timer can stand in between. TLS can, but for
+// stdio and user functions only (their thread is bridged to it, see start_blocking).
 bool server_impl::carries_bytes() const noexcept {
   return (options_.function != handler::exec || options_.create_stream) && options_.function != handler::user &&
          options_.function != handler::stdio;
@@ -255,12 +256,8 @@ bool server_impl::set_up_tls(startup_condition& condition) {
     condition = {startup_condition::phase::usage, std::make_error_code(std::errc::invalid_argument), std::move(what)};
     return false;
   };
-  if (!carries_bytes()) {
-    if (options_.function == handler::exec)
-      return usage("TLS with exec needs create_stream: a child holding the socket would see the ciphertext");
-    return usage(fmt::format("TLS is not available with the {} handler: it uses the socket itself",
-                             options_.function == handler::stdio ? "stdio" : "user"));
-  }
+  if (options_.function == handler::exec && !options_.create_stream)
+    return usage("TLS with exec needs create_stream: a child holding the socket would see the ciphertext");
   if (options_.tls->handshake_timeout <= std::chrono::milliseconds(0)) return usage("the TLS handshake timeout must be positive");
   std::string problem;
   tls_ = tls_context::make(*options_.tls, problem);
@@ -272,12 +269,17 @@ bool server_impl::set_up_tls(startup_condition& condition) {
 // The decorators the options ask for, over the plain stream: TLS first, so the trace sees
 // the bytes as the handler does (plaintext), and the idle timer sees every byte either way.
 void server_impl::decorate(connection& c) {
-  if (!carries_bytes() || (!tls_ && !options_.trace && options_.idle_timeout <= std::chrono::milliseconds(0))) return;
+  const bool carried = carries_bytes();
+  if (!tls_ && (!carried || (!options_.trace && options_.idle_timeout <= std::chrono::milliseconds(0)))) return;
   std::unique_ptr<byte_stream> stream;
   if (tls_) {
     auto layer = std::make_unique<tls_stream>(c.plain, *tls_);
     c.tls = layer.get();
     stream = std::move(layer);
+  }
+  if (!carried) {
+    c.decorated = std::move(stream);
+    return;
   }
   if (options_.trace) {
     auto tell = [this](const traffic_record& r) {
