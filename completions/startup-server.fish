@@ -142,7 +142,7 @@ complete -c startup-server -n $opt -l tls-handshake-timeout -x -d 'Refuse a clie
 # Behind a load balancer (the PROXY protocol)
 complete -c startup-server -n $opt -l proxy-protocol -d 'Read a PROXY protocol header (v1 or v2) first; the client it names is the peer'
 complete -c startup-server -n $opt -l proxy-from -x -a '127.0.0.1 127.0.0.0/8 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 ::1' -d 'Trust peers in ADDR[/PREFIX] to send the header (repeatable; required)'
-complete -c startup-server -n $opt -l proxy-timeout -x -a '3 5	Default 10' -d 'Refuse a connection whose header is not whole in SECONDS'
+complete -c startup-server -n $opt -l proxy-timeout -x -a '3 5\tDefault 10' -d 'Refuse a connection whose header is not whole in SECONDS (default 5)'
 
 # Socket options
 complete -c startup-server -n $opt -l rcvbuf -x -a '65536 131072 262144 1048576' -d 'SO_RCVBUF on the listener (inherited; Linux doubles it)'

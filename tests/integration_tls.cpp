@@ -37,6 +37,7 @@ struct certificates {
   std::string other_ca_cert = dir.file("other-ca.crt"), other_ca_key = dir.file("other-ca.key");
   std::string stranger_cert = dir.file("stranger.crt"), stranger_key = dir.file("stranger.key");
   std::string garbage = dir.file("garbage.pem");
+  std::string encrypted_key = dir.file("encrypted.key");
 
   certificates() {
     self_signed(server_cert, server_key, "/CN=localhost", {"-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"});
@@ -48,6 +49,7 @@ struct certificates {
     if (!f) throw std::runtime_error("cannot write " + garbage);
     std::fputs("-----BEGIN CERTIFICATE-----\nthis is not base64 DER\n-----END CERTIFICATE-----\n", f);
     std::fclose(f);
+    openssl({"pkey", "-in", server_key, "-out", encrypted_key, "-aes256", "-passout", "pass:secret"});
   }
 
   static void self_signed(const std::string& cert, const std::string& key, const std::string& subject,
@@ -429,10 +431,11 @@ TEST_CASE("tls: bad TLS flags are usage errors naming the flag, before anything 
       {{"--tls-cert", f.server_cert}, "--tls-cert", "--tls-key"},
       {{"--tls-key", f.server_key}, "--tls-key", "--tls-cert"},
       {{"--tls-cert", missing, "--tls-key", f.server_key}, "--tls-cert", missing + "': No such file or directory"},
-      {{"--tls-cert", f.garbage, "--tls-key", f.server_key}, "--tls-cert", f.garbage},
-      {{"--tls-cert", f.server_cert, "--tls-key", f.client_key}, "--tls-key", f.client_key},
+      {{"--tls-cert", f.garbage, "--tls-key", f.server_key}, "--tls-cert", f.garbage + "': bad base64 decode"},
+      {{"--tls-cert", f.server_cert, "--tls-key", f.client_key}, "--tls-key", f.client_key + "': key values mismatch"},
+      {{"--tls-cert", f.server_cert, "--tls-key", f.encrypted_key}, "--tls-key", f.encrypted_key + "': it is encrypted"},
       {{"--tls-cert", f.server_cert, "--tls-key", f.server_key, "--tls-client-ca", f.garbage}, "--tls-client-ca",
-       f.garbage},
+       f.garbage + "': bad base64 decode"},
       {{"--tls", "--tls-client-ca", missing}, "--tls-client-ca", missing},
       {{"--tls", "--tls-handshake-timeout", "0"}, "--tls-handshake-timeout", "'0'"},
       {{"--tls", "--tls-handshake-timeout", "abc"}, "--tls-handshake-timeout", "'abc'"},

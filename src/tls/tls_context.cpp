@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fmt/core.h>
+#include <fstream>
 #include <system_error>
 
 namespace startup_server::detail {
@@ -28,6 +29,17 @@ bool readable(const std::string& file, const char* what, std::string& problem) {
   }
   ::close(fd);
   return true;
+}
+
+// True when a PEM file holds an encrypted private key (PKCS#8's or the traditional header):
+// the server never asks for a pass phrase, so the reason to give is that one.
+bool encrypted_key(const std::string& file) {
+  std::ifstream in(file);
+  std::string line;
+  for (int n = 0; n < 64 && std::getline(in, line); ++n)
+    if (line.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----") || line.starts_with("Proc-Type: 4,ENCRYPTED"))
+      return true;
+  return false;
 }
 
 std::string fingerprint_of(X509* cert) {
@@ -80,7 +92,12 @@ bool load_files(SSL_CTX* ctx, const tls_options& o, std::string& problem) {
     return false;
   }
   if (SSL_CTX_use_PrivateKey_file(ctx, o.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-    problem = fmt::format("unable to load the TLS key '{}': {}", o.key_file, openssl_reason());
+    const std::string reason = openssl_reason();
+    problem = encrypted_key(o.key_file)
+                  ? fmt::format("unable to load the TLS key '{}': it is encrypted, and no pass phrase is asked for "
+                                "(openssl pkey -in {} -out KEY gives it unencrypted)",
+                                o.key_file, o.key_file)
+                  : fmt::format("unable to load the TLS key '{}': {}", o.key_file, reason);
     return false;
   }
   if (SSL_CTX_check_private_key(ctx) != 1) {
