@@ -1,6 +1,7 @@
 // Integration tests: running under a service manager. Sockets passed from fd 3 on
 // (LISTEN_FDS, as systemd passes them) and readiness datagrams (NOTIFY_SOCKET).
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -63,18 +64,31 @@ struct notify_receiver {
     ::unlink(path.c_str());
     if (::bind(fd, reinterpret_cast<sockaddr*>(&a), static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size())) != 0)
       throw std::runtime_error("cannot bind the notify socket");
-    timeval tv{10, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const int on = 1;  // each datagram comes with its sender's pid, as systemd reads it
+    ::setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on);
   }
   ~notify_receiver() {
     ::close(fd);
     if (path[0] == '/') ::unlink(path.c_str());
   }
-  // The next datagram, or "" after 10 s.
-  std::string next() {
+  // The next datagram, or "" once `timeout` has passed; its sender's pid in *sender.
+  std::string next(milliseconds timeout = 10s, pid_t* sender = nullptr) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return {};
     char buf[4096];
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+    iovec iov{buf, sizeof buf};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control;
+    m.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(fd, &m, MSG_DONTWAIT);
+    if (n <= 0) return {};
+    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c && sender; c = CMSG_NXTHDR(&m, c))
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS)
+        *sender = reinterpret_cast<const ucred*>(CMSG_DATA(c))->pid;
+    return std::string(buf, static_cast<std::size_t>(n));
   }
 };
 
@@ -185,6 +199,42 @@ TEST_CASE("systemd: passed sockets that cannot be served end the start with exit
     CHECK(p.wait_exit(10s) == 78);
     CHECK_THAT(p.err(), Catch::Contains("descriptor 3 is not open"));
   }
+  {
+    // Bound, never listening; the notify socket hears the reason (and nothing else).
+    notify_receiver n;
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    auto p = activated({fd}, {"NOTIFY_SOCKET=" + n.path}, {"--echo"});
+    ::close(fd);
+    CHECK(p.wait_exit(10s) == 78);
+    CHECK_THAT(p.err(), Catch::Contains("descriptor 3 is a TCP socket that does not listen"));
+    CHECK(n.next() == "STATUS=error: socket activation: descriptor 3 is a TCP socket that does not listen");
+    CHECK(n.next(300ms).empty());
+  }
+}
+
+TEST_CASE("systemd: an inherited listener that keeps failing ends the server and is not reopened", "[systemd]") {
+  // Shutting down the reading side of a listener makes every accept fail (EINVAL): the
+  // server would reopen a listener of its own, but not one the service manager made.
+  for (const std::vector<std::string> threads : {std::vector<std::string>{}, {"--threads", "2"}, {"-v"}}) {
+    INFO("extra flags: " << threads.size());
+    loopback_listener l;
+    notify_receiver n;
+    std::vector<std::string> args{"--echo", "--announce", "--announce-format={port}"};
+    args.insert(args.end(), threads.begin(), threads.end());
+    auto p = activated({l.fd}, {"NOTIFY_SOCKET=" + n.path}, args);
+    CHECK(announced_port(p) == l.port);
+    CHECK(n.next().rfind("READY=1\n", 0) == 0);
+    REQUIRE(::shutdown(l.fd, SHUT_RD) == 0);
+    CHECK(p.wait_exit(10s) == 71);
+    CHECK_THAT(p.err(), Catch::Contains("cannot be reopened"));
+    CHECK(split_lines(p.out()).size() == 1);  // announced once: no listener of its own
+    CHECK_THAT(n.next(), Catch::StartsWith("STATUS=error: ") && Catch::Contains("cannot be reopened"));
+    CHECK(n.next() == "STOPPING=1");
+  }
 }
 
 TEST_CASE("systemd: LISTEN_PID of another process is not ours: the server binds, and children see none of it", "[systemd]") {
@@ -263,6 +313,18 @@ TEST_CASE("systemd: --wait sends MAINPID of the server with READY=1 from the pro
   REQUIRE(::kill(server, SIGTERM) == 0);
   CHECK(n.next() == "STOPPING=1\nSTATUS=stopping");
   CHECK(wait_until([&] { return ::kill(server, 0) != 0; }, 10s));
+}
+
+TEST_CASE("systemd: with --wait a start that fails is told by the process that was started", "[systemd]") {
+  notify_receiver n;
+  loopback_listener taken;
+  auto r = child_process({binary_path(), "-a", "127.0.0.1", "-s", std::to_string(taken.port), "--wait", "--echo"},
+                         spawn_extras{{}, {"NOTIFY_SOCKET=" + n.path}});
+  CHECK(r.wait_exit(10s) == 69);
+  pid_t sender = 0;
+  CHECK_THAT(n.next(10s, &sender), Catch::StartsWith("STATUS=error: ") && Catch::Contains("in use"));
+  CHECK(sender == r.pid());  // the main process: NotifyAccess=main takes it
+  CHECK(n.next(300ms).empty());
 }
 
 TEST_CASE("systemd: a notify socket nobody reads never holds up serving", "[systemd]") {

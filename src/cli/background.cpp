@@ -114,10 +114,12 @@ int run_background(config& c, outputs& out, const service_manager& manager) {
   }
   ::waitpid(pid, nullptr, 0);  // it has exited, or is about to: leave no zombie
   if (answer.empty()) {
+    manager.tell_failure("the server exited while starting");
     std::fprintf(stderr, "startup-server: fatal: the server exited while starting\n");
     return exit_os_error;
   }
   auto space = answer.find(' ');
+  manager.tell_failure(answer.substr(space + 1));
   std::fprintf(stderr, "startup-server: fatal: %s\n", escape_control_characters(answer.substr(space + 1)).c_str());
   return std::atoi(answer.substr(0, space).c_str());
 }

@@ -79,7 +79,13 @@ std::string format_help(const CLI::App& app) {
          "  pid=$(startup-server --wait --announce=port.txt --announce-format='{port}')\n"
          "  startup-server 8080 --exec cat                one cat per connection\n"
          "  startup-server 7000 --stdio --once            nc -l 7000, as a handler\n"
-         "\nSee startup-server(1) for the exit statuses and details.\n";
+         "\nUnder systemd:\n  " +
+         wrap("With LISTEN_PID and LISTEN_FDS (socket activation) the server serves on a passed socket instead of "
+              "binding: the first, or the one named by LISTEN_FDNAMES or bound to the port of -s. With "
+              "NOTIFY_SOCKET it sends READY=1 once listening and STOPPING=1 when it stops (Type=notify). "
+              "Children see none of these variables.",
+              2, 2) +
+         "\n\nSee startup-server(1) for the exit statuses and details (SYSTEMD for units).\n";
   return out;
 }
 

@@ -67,6 +67,9 @@ void service_manager::wire(config& c, outputs& out, bool background) const {
       s->ready = true;
     } else if (e.what == announce_event::kind::error) {
       s->failed = true;
+      // In the background a start that fails is told by the process the manager started
+      // (the main process, whose messages NotifyAccess=main takes).
+      if (s->background && !s->ready) return;
       s->send("STATUS=error: " + e.message);
     }
   };

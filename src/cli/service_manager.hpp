@@ -21,8 +21,9 @@ class service_manager {
   bool take(config& c, std::vector<std::string>& warnings, std::string& problem);
 
   // Tells the notify socket of the server's life through c.options.announce: READY=1 and
-  // STATUS= once listening (unless `background`: the caller then calls ready_from_parent),
-  // STOPPING=1 when a stop begins, STATUS= on a fatal error. Nothing without NOTIFY_SOCKET.
+  // STATUS= once listening (unless `background`: the caller then calls ready_from_parent,
+  // or tell_failure for a start that fails), STOPPING=1 when a stop begins, STATUS= on a
+  // fatal error. Nothing without NOTIFY_SOCKET.
   void wire(config& c, outputs& out, bool background) const;
 
   // The start failed before the server existed: the notify socket hears why.

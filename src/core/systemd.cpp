@@ -96,7 +96,12 @@ bool is_tcp_listener(int fd, std::string& problem) {
   }
   len = sizeof listening;
   if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) {
-    problem = fmt::format("descriptor {} is a connection, not a listening socket (use Accept=no)", fd);
+    sockaddr_storage peer{};
+    socklen_t plen = sizeof peer;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) == 0)
+      problem = fmt::format("descriptor {} is a connection, not a listening socket (use Accept=no)", fd);
+    else
+      problem = fmt::format("descriptor {} is a TCP socket that does not listen", fd);
     return false;
   }
   return true;
