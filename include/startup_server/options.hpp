@@ -52,8 +52,10 @@ struct socket_options {
 };
 
 // TLS on every connection. The server carries the bytes, so it applies to the built-in
-// handlers and to exec with create_stream; raw-socket exec (the child would see the
-// ciphertext), stdio and user functions are refused with a usage condition.
+// handlers, stdio and exec with create_stream; a user function reads and writes the
+// plaintext on its tcp_stream, one end of a socket pair the server relays to the TLS
+// connection. Raw-socket exec (the child would see the ciphertext) is refused with a
+// usage condition.
 struct tls_options {
   // The certificate chain (PEM, the server's certificate first) and its private key (PEM).
   // Both empty: a throw-away self-signed certificate (EC P-256, CN "startup-server", valid
@@ -64,8 +66,8 @@ struct tls_options {
   // PEM file of the CAs that sign client certificates: when set, every client must present
   // a certificate one of them signed, or the handshake fails. Empty: none asked for.
   std::string client_ca_file;
-  // A client that has not finished its handshake by then is refused ("tls: handshake
-  // timed out"). Positive.
+  // A client that has not finished its handshake by then (counted from the handshake's
+  // start, after any PROXY header) is refused ("tls: handshake timed out"). Positive.
   std::chrono::milliseconds handshake_timeout{10000};
 };
 
