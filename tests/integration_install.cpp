@@ -2,6 +2,12 @@
 // (through find_package and through pkg-config alone), and the Debian package from cpack.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -67,12 +73,49 @@ bool have(const std::string& program) {
   return run_command({"/bin/sh", "-c", "command -v '" + program + "'"}, milliseconds(10000)).status == 0;
 }
 
+// Held while a test installs or packs this build. Both write into the build folder
+// (cmake --install and cpack's staging install rewrite its install_manifest.txt), so under
+// ctest -j the tests take turns there: an flock(2) on a file beside the manifest, released
+// when the lock is destroyed (or the test process ends).
+class build_lock {
+ public:
+  build_lock() : fd_(::open((build_dir + "/install-tests.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)) {
+    INFO("opening " << build_dir << "/install-tests.lock: " << std::strerror(errno));
+    REQUIRE(fd_ >= 0);
+    // Bounded: a test holds it for one install or one cpack run.
+    const bool locked = wait_until([this] { return ::flock(fd_, LOCK_EX | LOCK_NB) == 0; }, command_timeout,
+                                   milliseconds(50));
+    if (!locked) ::close(fd_);
+    REQUIRE(locked);
+  }
+  ~build_lock() { ::close(fd_); }
+  build_lock(const build_lock&) = delete;
+  build_lock& operator=(const build_lock&) = delete;
+
+ private:
+  int fd_;
+};
+
 // cmake --install of this build into <dir>/prefix. The install folders must be relative, or
 // the install would leave the prefix (and write into the system).
 std::string install_into(const temp_dir& dir) {
   const std::string prefix = dir.file("prefix");
+  const build_lock lock;
   succeed({STARTUP_SERVER_CMAKE, "--install", build_dir, "--prefix", prefix});
   return prefix;
+}
+
+// cpack -G DEB of this build into <dir>; returns the package's path.
+std::string pack_into(const temp_dir& dir) {
+  {
+    const build_lock lock;
+    succeed({STARTUP_SERVER_CPACK, "-G", "DEB", "--config", build_dir + "/CPackConfig.cmake", "-B", dir.path()});
+  }
+  std::string deb;
+  for (const auto& entry : fs::directory_iterator(dir.path()))
+    if (entry.path().extension() == ".deb") deb = entry.path().string();
+  REQUIRE(!deb.empty());
+  return deb;
 }
 
 // The sanitizer presets build the library instrumented: a program linking it needs the same
@@ -174,11 +217,7 @@ TEST_CASE("package: cpack -G DEB packs every installed file under /usr, with nam
     return;
   }
   temp_dir dir;
-  succeed({STARTUP_SERVER_CPACK, "-G", "DEB", "--config", build_dir + "/CPackConfig.cmake", "-B", dir.path()});
-  std::string deb;
-  for (const auto& entry : fs::directory_iterator(dir.path()))
-    if (entry.path().extension() == ".deb") deb = entry.path().string();
-  REQUIRE(!deb.empty());
+  const std::string deb = pack_into(dir);
 
   const run_result contents = succeed({"dpkg-deb", "-c", deb});
   for (const auto& file : installed_files()) {
