@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -108,6 +110,19 @@ std::string install_into(const temp_dir& dir) {
   return prefix;
 }
 
+// Whether this build can be packed and the package read here; if not, says why.
+bool can_pack() {
+  if (!STARTUP_SERVER_INSTALL_DIRS_RELATIVE) {
+    WARN("an install folder (CMAKE_INSTALL_*DIR) is absolute: the package test is skipped");
+    return false;
+  }
+  if (!have("dpkg") || !have("dpkg-deb") || !have("dpkg-shlibdeps")) {
+    WARN("dpkg, dpkg-deb or dpkg-shlibdeps is missing (scripts/setup.sh installs dpkg-dev): the package test is skipped");
+    return false;
+  }
+  return true;
+}
+
 // cpack -G DEB of this build into <dir>; returns the package's path.
 std::string pack_into(const temp_dir& dir) {
   {
@@ -154,6 +169,24 @@ std::set<std::string> package_names(const std::string& depends) {
     if (words >> name) names.insert(name);
   }
   return names;
+}
+
+// dpkg acting on a root of the test's own: its database is <root>/var/lib/dpkg and its files
+// go under <root>/usr, never into the system's, as root or as any other user.
+std::vector<std::string> dpkg_in(const std::string& root, const std::vector<std::string>& action) {
+  // dpkg insists on finding ldconfig and start-stop-daemon, which live in the sbin folders a
+  // user's PATH may lack.
+  const char* path = std::getenv("PATH");
+  std::vector<std::string> argv{"env", "PATH=" + std::string(path && *path ? path : "/usr/bin:/bin") +
+                                           ":/usr/local/sbin:/usr/sbin:/sbin",
+                                "dpkg", "--root=" + root,
+                                "--log=/dev/null",            // not the system's dpkg.log
+                                "--force-not-root",           // a user may install into a folder of their own
+                                "--force-script-chrootless",  // maintainer scripts, if any, without chroot(2)
+                                "--force-depends",            // the root has none of the dependencies
+                                "--path-include=*"};          // every file, whatever path-exclude the system's dpkg.cfg.d sets
+  argv.insert(argv.end(), action.begin(), action.end());
+  return argv;
 }
 
 // The sanitizer presets build the library instrumented: a program linking it needs the same
@@ -246,14 +279,7 @@ TEST_CASE("install: a program built with pkg-config --cflags --libs startup_serv
 
 TEST_CASE("package: cpack -G DEB packs every installed file under /usr with the control fields Debian expects",
           "[package]") {
-  if (!STARTUP_SERVER_INSTALL_DIRS_RELATIVE) {
-    WARN("an install folder (CMAKE_INSTALL_*DIR) is absolute: the package test is skipped");
-    return;
-  }
-  if (!have("dpkg") || !have("dpkg-deb") || !have("dpkg-shlibdeps")) {
-    WARN("dpkg, dpkg-deb or dpkg-shlibdeps is missing (scripts/setup.sh installs dpkg-dev): the package test is skipped");
-    return;
-  }
+  if (!can_pack()) return;
   temp_dir dir;
   const std::string deb = pack_into(dir);
 
@@ -287,4 +313,40 @@ TEST_CASE("package: cpack -G DEB packs every installed file under /usr with the 
   const auto pc = read_file(dir.file("root") + "/usr/" + install_dirs().lib + "/pkgconfig/startup_server.pc");
   REQUIRE(pc);
   CHECK(pc->find("\nprefix=/usr\n") != std::string::npos);
+}
+
+TEST_CASE("package: dpkg -i installs the package into a private root and dpkg -r leaves none of its files",
+          "[package]") {
+  if (!can_pack()) return;
+  temp_dir dir;
+  const std::string deb = pack_into(dir);
+  const std::string root = dir.file("root");
+  for (const char* folder : {"info", "updates", "triggers"}) fs::create_directories(root + "/var/lib/dpkg/" + folder);
+  REQUIRE(std::ofstream(root + "/var/lib/dpkg/status"));  // an empty database: nothing installed
+
+  succeed(dpkg_in(root, {"-i", deb}));
+  for (const auto& file : installed_files()) {
+    INFO(root << "/usr/" << file);
+    CHECK(fs::is_regular_file(root + "/usr/" + file));
+  }
+  const run_result version = succeed({root + "/usr/" + install_dirs().bin + "/startup-server", "--version"});
+  CHECK(version.out.rfind("startup-server " + project_version, 0) == 0);
+  const run_result status = succeed(dpkg_in(root, {"-s", "startup-server"}));
+  CHECK(status.out.find("\nStatus: install ok installed\n") != std::string::npos);
+  // What dpkg put in place, as it lists it: what removal must take away.
+  const std::vector<std::string> listed = split_lines(succeed(dpkg_in(root, {"-L", "startup-server"})).out);
+  CHECK(listed.size() > installed_files().size());
+
+  // The package has no configuration files, so removal leaves nothing for a purge; the
+  // folders go too, as the root held nothing else.
+  succeed(dpkg_in(root, {"-r", "startup-server"}));
+  for (const auto& path : listed) {
+    if (path == "/.") continue;
+    INFO(root << path);
+    CHECK(!fs::exists(fs::symlink_status(root + path)));
+  }
+  const run_result gone = run_command(dpkg_in(root, {"-s", "startup-server"}), command_timeout);
+  INFO(gone.out << gone.err);
+  CHECK(gone.status != 0);
+  CHECK(gone.err.find("package 'startup-server' is not installed") != std::string::npos);
 }
