@@ -46,7 +46,7 @@ std::vector<std::string> installed_files() {
   const install_dirs d;
   std::vector<std::string> files{
       d.bin + "/startup-server",
-      d.man + "/man1/startup-server.1",
+      d.man + "/man1/startup-server.1.gz",
       d.data + "/bash-completion/completions/startup-server",
       d.data + "/zsh/vendor-completions/_startup-server",
       d.data + "/fish/vendor_completions.d/startup-server.fish",
@@ -189,6 +189,23 @@ std::vector<std::string> dpkg_in(const std::string& root, const std::vector<std:
   return argv;
 }
 
+// The installed man page is man/startup-server.1 as gzip -9n packs it: it unpacks to the source
+// page, and its header (RFC 1952) holds no file name and no time stamp and marks the best
+// compression, so every build installs the same bytes.
+void check_man_page(const std::string& path) {
+  const auto gz = read_file(path);
+  INFO(path);
+  REQUIRE(gz);
+  REQUIRE(gz->size() > 10);
+  CHECK(gz->substr(0, 3) == "\x1f\x8b\x08");  // gzip, deflate
+  CHECK(((*gz)[3] & 0x08) == 0);               // no FNAME
+  CHECK(gz->substr(4, 4) == std::string(4, '\0'));  // MTIME 0
+  CHECK((*gz)[8] == 2);                        // XFL: slowest, best compression
+  const auto page = read_file(source_dir + "/man/startup-server.1");
+  REQUIRE(page);
+  CHECK(succeed({"gzip", "-dc", path}).out == *page);
+}
+
 // The sanitizer presets build the library instrumented: a program linking it needs the same
 // flags, so the consumers get this build's CMAKE_CXX_FLAGS and CMAKE_EXE_LINKER_FLAGS (empty
 // in the release preset). That keeps these tests meaningful in every preset, and the
@@ -216,6 +233,7 @@ TEST_CASE("install: cmake --install puts every file under the prefix it is given
   }
   const run_result version = succeed({prefix + "/" + install_dirs().bin + "/startup-server", "--version"});
   CHECK(version.out.rfind("startup-server " + project_version, 0) == 0);
+  check_man_page(prefix + "/" + install_dirs().man + "/man1/startup-server.1.gz");
 
   // The pkg-config file names the prefix installed to, not the one configured.
   const auto pc = read_file(prefix + "/" + install_dirs().lib + "/pkgconfig/startup_server.pc");
@@ -313,6 +331,7 @@ TEST_CASE("package: cpack -G DEB packs every installed file under /usr with the 
   const auto pc = read_file(dir.file("root") + "/usr/" + install_dirs().lib + "/pkgconfig/startup_server.pc");
   REQUIRE(pc);
   CHECK(pc->find("\nprefix=/usr\n") != std::string::npos);
+  check_man_page(dir.file("root") + "/usr/" + install_dirs().man + "/man1/startup-server.1.gz");
 }
 
 TEST_CASE("package: dpkg -i installs the package into a private root and dpkg -r leaves none of its files",
