@@ -40,8 +40,8 @@ struct install_dirs {
 };
 
 // Every file the install puts in place, relative to the prefix: the command, its man page,
-// completions and example HAProxy configuration, and the library (headers, archive, CMake
-// package, pkg-config file).
+// completions, the example HAProxy configuration and systemd units, and the library (headers,
+// archive, CMake package, pkg-config file).
 std::vector<std::string> installed_files() {
   const install_dirs d;
   std::vector<std::string> files{
@@ -51,6 +51,9 @@ std::vector<std::string> installed_files() {
       d.data + "/zsh/vendor-completions/_startup-server",
       d.data + "/fish/vendor_completions.d/startup-server.fish",
       d.data + "/doc/startup-server/examples/haproxy.cfg",
+      d.data + "/doc/startup-server/examples/startup-server-echo.socket",
+      d.data + "/doc/startup-server/examples/startup-server-echo.service",
+      d.data + "/doc/startup-server/examples/startup-server-notify.service",
       d.lib + "/libstartup_server.a",
       d.lib + "/cmake/startup_server/startup_server-config.cmake",
       d.lib + "/cmake/startup_server/startup_server-config-version.cmake",
