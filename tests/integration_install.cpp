@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -209,6 +210,21 @@ void check_man_page(const std::string& path) {
   CHECK(succeed({"gzip", "-dc", path}).out == *page);
 }
 
+// The revision cmake/git_revision.cmake writes for a source tree, run as the build runs it
+// (git found on PATH); its output goes into out_dir.
+std::string revision_for(const std::string& tree, const std::string& out_dir) {
+  const std::string output = out_dir + "/git_revision.cpp";
+  succeed({STARTUP_SERVER_CMAKE, "-DSOURCE_DIR=" + tree, "-DOUTPUT=" + output, "-P",
+           source_dir + "/cmake/git_revision.cmake"});
+  const auto text = read_file(output);
+  REQUIRE(text);
+  INFO(*text);
+  static const std::regex returned(R"re(git_revision\(\) noexcept \{ return "([^"]*)"; \})re");
+  std::smatch m;
+  REQUIRE(std::regex_search(*text, m, returned));
+  return m[1].str();
+}
+
 // The sanitizer presets build the library instrumented: a program linking it needs the same
 // flags, so the consumers get this build's CMAKE_CXX_FLAGS and CMAKE_EXE_LINKER_FLAGS (empty
 // in the release preset). That keeps these tests meaningful in every preset, and the
@@ -371,4 +387,40 @@ TEST_CASE("package: dpkg -i installs the package into a private root and dpkg -r
   INFO(gone.out << gone.err);
   CHECK(gone.status != 0);
   CHECK(gone.err.find("package 'startup-server' is not installed") != std::string::npos);
+}
+
+TEST_CASE("install: the revision step gives no revision for a source tree that is not a git checkout",
+          "[install][revision]") {
+  temp_dir dir;
+  const std::string tree = dir.file("startup-server-" + project_version);
+  fs::create_directory(tree);
+  CHECK(revision_for(tree, dir.path()).empty());
+
+  // Unpacked inside another checkout, a tarball still has no revision: the checkout's commit
+  // is not the tarball's.
+  if (!have("git")) {
+    WARN("git is not installed: the tarball-inside-a-checkout case is skipped");
+    return;
+  }
+  succeed({"git", "-C", dir.path(), "init", "-q"});
+  succeed({"git", "-C", dir.path(), "-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit",
+           "-q", "--allow-empty", "-m", "outer"});
+  CHECK(revision_for(tree, dir.path()).empty());
+}
+
+TEST_CASE("install: the revision step gives the abbreviated commit of the project's git checkout",
+          "[install][revision]") {
+  if (!fs::exists(source_dir + "/.git")) {
+    WARN(source_dir << " is not a git checkout: the revision test is skipped");
+    return;
+  }
+  if (!have("git")) {
+    WARN("git is not installed: the revision test is skipped");
+    return;
+  }
+  temp_dir dir;
+  const std::string revision = revision_for(source_dir, dir.path());
+  CHECK(std::regex_match(revision, std::regex("[0-9a-f]{7,}(-dirty)?")));
+  const run_result head = succeed({"git", "-C", source_dir, "rev-parse", "--short=7", "HEAD"});
+  CHECK(revision.rfind(head.out.substr(0, head.out.find('\n')), 0) == 0);
 }
