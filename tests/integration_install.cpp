@@ -1,5 +1,6 @@
 // Integration tests: cmake --install under any prefix, programs built against what it installed
-// (through find_package and through pkg-config alone), and the Debian package from cpack.
+// (through find_package and through pkg-config alone), the Debian package from cpack (its
+// contents and fields, dpkg -i and -r in a root of its own), and the build's revision step.
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
@@ -201,10 +202,10 @@ void check_man_page(const std::string& path) {
   INFO(path);
   REQUIRE(gz);
   REQUIRE(gz->size() > 10);
-  CHECK(gz->substr(0, 3) == "\x1f\x8b\x08");  // gzip, deflate
-  CHECK(((*gz)[3] & 0x08) == 0);               // no FNAME
+  CHECK(gz->substr(0, 3) == "\x1f\x8b\x08");        // gzip, deflate
+  CHECK(((*gz)[3] & 0x08) == 0);                     // no FNAME
   CHECK(gz->substr(4, 4) == std::string(4, '\0'));  // MTIME 0
-  CHECK((*gz)[8] == 2);                        // XFL: slowest, best compression
+  CHECK((*gz)[8] == 2);                              // XFL: slowest, best compression
   const auto page = read_file(source_dir + "/man/startup-server.1");
   REQUIRE(page);
   CHECK(succeed({"gzip", "-dc", path}).out == *page);
@@ -403,8 +404,8 @@ TEST_CASE("install: the revision step gives no revision for a source tree that i
     return;
   }
   succeed({"git", "-C", dir.path(), "init", "-q"});
-  succeed({"git", "-C", dir.path(), "-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit",
-           "-q", "--allow-empty", "-m", "outer"});
+  succeed({"git", "-C", dir.path(), "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-c",
+           "commit.gpgsign=false", "commit", "-q", "--allow-empty", "-m", "outer"});
   CHECK(revision_for(tree, dir.path()).empty());
 }
 
