@@ -1,8 +1,21 @@
 // Integration tests: cmake --install under any prefix, programs built against what it installed
-// (through find_package and through pkg-config alone), and the Debian package from cpack.
+// (through find_package and through pkg-config alone), the Debian package from cpack (its
+// contents and fields, dpkg -i and -r in a root of its own), and the build's revision step.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -29,17 +42,20 @@ struct install_dirs {
 };
 
 // Every file the install puts in place, relative to the prefix: the command, its man page,
-// completions and example HAProxy configuration, and the library (headers, archive, CMake
-// package, pkg-config file).
+// completions, the example HAProxy configuration and systemd units, and the library (headers,
+// archive, CMake package, pkg-config file).
 std::vector<std::string> installed_files() {
   const install_dirs d;
   std::vector<std::string> files{
       d.bin + "/startup-server",
-      d.man + "/man1/startup-server.1",
+      d.man + "/man1/startup-server.1.gz",
       d.data + "/bash-completion/completions/startup-server",
       d.data + "/zsh/vendor-completions/_startup-server",
       d.data + "/fish/vendor_completions.d/startup-server.fish",
       d.data + "/doc/startup-server/examples/haproxy.cfg",
+      d.data + "/doc/startup-server/examples/startup-server-echo.socket",
+      d.data + "/doc/startup-server/examples/startup-server-echo.service",
+      d.data + "/doc/startup-server/examples/startup-server-notify.service",
       d.lib + "/libstartup_server.a",
       d.lib + "/cmake/startup_server/startup_server-config.cmake",
       d.lib + "/cmake/startup_server/startup_server-config-version.cmake",
@@ -67,12 +83,147 @@ bool have(const std::string& program) {
   return run_command({"/bin/sh", "-c", "command -v '" + program + "'"}, milliseconds(10000)).status == 0;
 }
 
+// Held while a test installs or packs this build. Both write into the build folder
+// (cmake --install and cpack's staging install rewrite its install_manifest.txt), so under
+// ctest -j the tests take turns there: an flock(2) on a file beside the manifest, released
+// when the lock is destroyed (or the test process ends).
+class build_lock {
+ public:
+  build_lock() : fd_(::open((build_dir + "/install-tests.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)) {
+    INFO("opening " << build_dir << "/install-tests.lock: " << std::strerror(errno));
+    REQUIRE(fd_ >= 0);
+    // Bounded: a test holds it for one install or one cpack run.
+    const bool locked = wait_until([this] { return ::flock(fd_, LOCK_EX | LOCK_NB) == 0; }, command_timeout,
+                                   milliseconds(50));
+    if (!locked) ::close(fd_);
+    REQUIRE(locked);
+  }
+  ~build_lock() { ::close(fd_); }
+  build_lock(const build_lock&) = delete;
+  build_lock& operator=(const build_lock&) = delete;
+
+ private:
+  int fd_;
+};
+
 // cmake --install of this build into <dir>/prefix. The install folders must be relative, or
 // the install would leave the prefix (and write into the system).
 std::string install_into(const temp_dir& dir) {
   const std::string prefix = dir.file("prefix");
+  const build_lock lock;
   succeed({STARTUP_SERVER_CMAKE, "--install", build_dir, "--prefix", prefix});
   return prefix;
+}
+
+// Whether this build can be packed and the package read here; if not, says why.
+bool can_pack() {
+  if (!STARTUP_SERVER_INSTALL_DIRS_RELATIVE) {
+    WARN("an install folder (CMAKE_INSTALL_*DIR) is absolute: the package test is skipped");
+    return false;
+  }
+  if (!have("dpkg") || !have("dpkg-deb") || !have("dpkg-shlibdeps")) {
+    WARN("dpkg, dpkg-deb or dpkg-shlibdeps is missing (scripts/setup.sh installs dpkg-dev): the package test is skipped");
+    return false;
+  }
+  return true;
+}
+
+// cpack -G DEB of this build into <dir>; returns the package's path.
+std::string pack_into(const temp_dir& dir) {
+  {
+    const build_lock lock;
+    succeed({STARTUP_SERVER_CPACK, "-G", "DEB", "--config", build_dir + "/CPackConfig.cmake", "-B", dir.path()});
+  }
+  std::string deb;
+  for (const auto& entry : fs::directory_iterator(dir.path()))
+    if (entry.path().extension() == ".deb") deb = entry.path().string();
+  REQUIRE(!deb.empty());
+  return deb;
+}
+
+// The fields of a Debian control file, by name; a value's continuation lines follow its first
+// line, each after a '\n' and without the leading space.
+std::map<std::string, std::string> control_fields(const std::string& text) {
+  std::map<std::string, std::string> fields;
+  std::string* value = nullptr;
+  for (const auto& line : split_lines(text)) {
+    if (!line.empty() && line[0] == ' ' && value) {
+      *value += "\n" + line.substr(1);
+    } else if (const auto colon = line.find(':'); colon != std::string::npos) {
+      const auto start = line.find_first_not_of(' ', colon + 1);
+      value = &fields[line.substr(0, colon)];
+      *value = start == std::string::npos ? std::string() : line.substr(start);
+    }
+  }
+  return fields;
+}
+
+std::string field(const std::map<std::string, std::string>& fields, const std::string& name) {
+  const auto it = fields.find(name);
+  return it == fields.end() ? std::string() : it->second;
+}
+
+// The package names of a Depends field: "libc6 (>= 2.34), libfmt9 (>= 9.1.0)" gives libc6 and
+// libfmt9 (of alternatives "a | b", the first).
+std::set<std::string> package_names(const std::string& depends) {
+  std::set<std::string> names;
+  std::istringstream items(depends);
+  for (std::string item; std::getline(items, item, ',');) {
+    std::istringstream words(item);
+    std::string name;
+    if (words >> name) names.insert(name);
+  }
+  return names;
+}
+
+// dpkg acting on a root of the test's own: its database is <root>/var/lib/dpkg and its files
+// go under <root>/usr, never into the system's, as root or as any other user.
+std::vector<std::string> dpkg_in(const std::string& root, const std::vector<std::string>& action) {
+  // dpkg insists on finding ldconfig and start-stop-daemon, which live in the sbin folders a
+  // user's PATH may lack.
+  const char* path = std::getenv("PATH");
+  std::vector<std::string> argv{"env", "PATH=" + std::string(path && *path ? path : "/usr/bin:/bin") +
+                                           ":/usr/local/sbin:/usr/sbin:/sbin",
+                                "dpkg", "--root=" + root,
+                                "--log=/dev/null",            // not the system's dpkg.log
+                                "--force-not-root",           // a user may install into a folder of their own
+                                "--force-script-chrootless",  // maintainer scripts, if any, without chroot(2)
+                                "--force-depends",            // the root has none of the dependencies
+                                "--path-include=*"};          // every file, whatever path-exclude the system's dpkg.cfg.d sets
+  argv.insert(argv.end(), action.begin(), action.end());
+  return argv;
+}
+
+// The installed man page is man/startup-server.1 as gzip -9n packs it: it unpacks to the source
+// page, and its header (RFC 1952) holds no file name and no time stamp and marks the best
+// compression, so every build installs the same bytes.
+void check_man_page(const std::string& path) {
+  const auto gz = read_file(path);
+  INFO(path);
+  REQUIRE(gz);
+  REQUIRE(gz->size() > 10);
+  CHECK(gz->substr(0, 3) == "\x1f\x8b\x08");        // gzip, deflate
+  CHECK(((*gz)[3] & 0x08) == 0);                     // no FNAME
+  CHECK(gz->substr(4, 4) == std::string(4, '\0'));  // MTIME 0
+  CHECK((*gz)[8] == 2);                              // XFL: slowest, best compression
+  const auto page = read_file(source_dir + "/man/startup-server.1");
+  REQUIRE(page);
+  CHECK(succeed({"gzip", "-dc", path}).out == *page);
+}
+
+// The revision cmake/git_revision.cmake writes for a source tree, run as the build runs it
+// (git found on PATH); its output goes into out_dir.
+std::string revision_for(const std::string& tree, const std::string& out_dir) {
+  const std::string output = out_dir + "/git_revision.cpp";
+  succeed({STARTUP_SERVER_CMAKE, "-DSOURCE_DIR=" + tree, "-DOUTPUT=" + output, "-P",
+           source_dir + "/cmake/git_revision.cmake"});
+  const auto text = read_file(output);
+  REQUIRE(text);
+  INFO(*text);
+  static const std::regex returned(R"re(git_revision\(\) noexcept \{ return "([^"]*)"; \})re");
+  std::smatch m;
+  REQUIRE(std::regex_search(*text, m, returned));
+  return m[1].str();
 }
 
 // The sanitizer presets build the library instrumented: a program linking it needs the same
@@ -102,6 +253,7 @@ TEST_CASE("install: cmake --install puts every file under the prefix it is given
   }
   const run_result version = succeed({prefix + "/" + install_dirs().bin + "/startup-server", "--version"});
   CHECK(version.out.rfind("startup-server " + project_version, 0) == 0);
+  check_man_page(prefix + "/" + install_dirs().man + "/man1/startup-server.1.gz");
 
   // The pkg-config file names the prefix installed to, not the one configured.
   const auto pc = read_file(prefix + "/" + install_dirs().lib + "/pkgconfig/startup_server.pc");
@@ -163,22 +315,11 @@ TEST_CASE("install: a program built with pkg-config --cflags --libs startup_serv
   run_consumer(consumer);
 }
 
-TEST_CASE("package: cpack -G DEB packs every installed file under /usr, with name, version and dependencies",
+TEST_CASE("package: cpack -G DEB packs every installed file under /usr with the control fields Debian expects",
           "[package]") {
-  if (!STARTUP_SERVER_INSTALL_DIRS_RELATIVE) {
-    WARN("an install folder (CMAKE_INSTALL_*DIR) is absolute: the package test is skipped");
-    return;
-  }
-  if (!have("dpkg-deb") || !have("dpkg-shlibdeps")) {
-    WARN("dpkg-deb or dpkg-shlibdeps is missing (scripts/setup.sh installs dpkg-dev): the package test is skipped");
-    return;
-  }
+  if (!can_pack()) return;
   temp_dir dir;
-  succeed({STARTUP_SERVER_CPACK, "-G", "DEB", "--config", build_dir + "/CPackConfig.cmake", "-B", dir.path()});
-  std::string deb;
-  for (const auto& entry : fs::directory_iterator(dir.path()))
-    if (entry.path().extension() == ".deb") deb = entry.path().string();
-  REQUIRE(!deb.empty());
+  const std::string deb = pack_into(dir);
 
   const run_result contents = succeed({"dpkg-deb", "-c", deb});
   for (const auto& file : installed_files()) {
@@ -186,19 +327,101 @@ TEST_CASE("package: cpack -G DEB packs every installed file under /usr, with nam
     CHECK(contents.out.find(" ./usr/" + file + "\n") != std::string::npos);
   }
 
-  const run_result fields = succeed({"dpkg-deb", "-f", deb, "Package", "Version", "Depends"});
-  INFO(fields.out);
-  CHECK(fields.out.find("Package: startup-server\n") != std::string::npos);
-  CHECK(fields.out.find("Version: " + project_version + "\n") != std::string::npos);
-  const auto depends = fields.out.find("Depends: ");
-  REQUIRE(depends != std::string::npos);
-  const std::string depends_line = fields.out.substr(depends, fields.out.find('\n', depends) - depends);
-  CHECK(depends_line.find("libc6") != std::string::npos);
-  CHECK(depends_line.find("libfmt" STARTUP_SERVER_FMT_VERSION_MAJOR) != std::string::npos);  // fmt is linked shared
+  const run_result control = succeed({"dpkg-deb", "-f", deb});
+  INFO(control.out);
+  const auto fields = control_fields(control.out);
+  CHECK(field(fields, "Package") == "startup-server");
+  CHECK(field(fields, "Version") == project_version);
+  CHECK(field(fields, "Section") == "net");
+  const run_result architecture = succeed({"dpkg", "--print-architecture"});
+  CHECK(field(fields, "Architecture") + "\n" == architecture.out);
+  // The synopsis line, then the long description.
+  CHECK(field(fields, "Description").rfind("launch an ad-hoc TCP server from the shell\n", 0) == 0);
+  CHECK(field(fields, "Description").find("comm:start-up-server") != std::string::npos);
+  // What dpkg-shlibdeps finds the command linked against (as named on Debian 12): the C and
+  // C++ runtimes, OpenSSL 3, and fmt, which is linked shared.
+  const auto depends = package_names(field(fields, "Depends"));
+  for (const std::string name : {"libc6", "libstdc++6", "libgcc-s1", "libssl3", "libfmt" STARTUP_SERVER_FMT_VERSION_MAJOR}) {
+    INFO(name);
+    CHECK(depends.count(name) == 1);
+  }
 
   // Inside the package the pkg-config file names /usr, the prefix it installs to.
   succeed({"dpkg-deb", "-x", deb, dir.file("root")});
   const auto pc = read_file(dir.file("root") + "/usr/" + install_dirs().lib + "/pkgconfig/startup_server.pc");
   REQUIRE(pc);
   CHECK(pc->find("\nprefix=/usr\n") != std::string::npos);
+  check_man_page(dir.file("root") + "/usr/" + install_dirs().man + "/man1/startup-server.1.gz");
+}
+
+TEST_CASE("package: dpkg -i installs the package into a private root and dpkg -r leaves none of its files",
+          "[package]") {
+  if (!can_pack()) return;
+  temp_dir dir;
+  const std::string deb = pack_into(dir);
+  const std::string root = dir.file("root");
+  for (const char* folder : {"info", "updates", "triggers"}) fs::create_directories(root + "/var/lib/dpkg/" + folder);
+  REQUIRE(std::ofstream(root + "/var/lib/dpkg/status"));  // an empty database: nothing installed
+
+  succeed(dpkg_in(root, {"-i", deb}));
+  for (const auto& file : installed_files()) {
+    INFO(root << "/usr/" << file);
+    CHECK(fs::is_regular_file(root + "/usr/" + file));
+  }
+  const run_result version = succeed({root + "/usr/" + install_dirs().bin + "/startup-server", "--version"});
+  CHECK(version.out.rfind("startup-server " + project_version, 0) == 0);
+  const run_result status = succeed(dpkg_in(root, {"-s", "startup-server"}));
+  CHECK(status.out.find("\nStatus: install ok installed\n") != std::string::npos);
+  // What dpkg put in place, as it lists it: what removal must take away.
+  const std::vector<std::string> listed = split_lines(succeed(dpkg_in(root, {"-L", "startup-server"})).out);
+  CHECK(listed.size() > installed_files().size());
+
+  // The package has no configuration files, so removal leaves nothing for a purge; the
+  // folders go too, as the root held nothing else.
+  succeed(dpkg_in(root, {"-r", "startup-server"}));
+  for (const auto& path : listed) {
+    if (path == "/.") continue;
+    INFO(root << path);
+    CHECK(!fs::exists(fs::symlink_status(root + path)));
+  }
+  const run_result gone = run_command(dpkg_in(root, {"-s", "startup-server"}), command_timeout);
+  INFO(gone.out << gone.err);
+  CHECK(gone.status != 0);
+  CHECK(gone.err.find("package 'startup-server' is not installed") != std::string::npos);
+}
+
+TEST_CASE("install: the revision step gives no revision for a source tree that is not a git checkout",
+          "[install][revision]") {
+  temp_dir dir;
+  const std::string tree = dir.file("startup-server-" + project_version);
+  fs::create_directory(tree);
+  CHECK(revision_for(tree, dir.path()).empty());
+
+  // Unpacked inside another checkout, a tarball still has no revision: the checkout's commit
+  // is not the tarball's.
+  if (!have("git")) {
+    WARN("git is not installed: the tarball-inside-a-checkout case is skipped");
+    return;
+  }
+  succeed({"git", "-C", dir.path(), "init", "-q"});
+  succeed({"git", "-C", dir.path(), "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-c",
+           "commit.gpgsign=false", "commit", "-q", "--allow-empty", "-m", "outer"});
+  CHECK(revision_for(tree, dir.path()).empty());
+}
+
+TEST_CASE("install: the revision step gives the abbreviated commit of the project's git checkout",
+          "[install][revision]") {
+  if (!fs::exists(source_dir + "/.git")) {
+    WARN(source_dir << " is not a git checkout: the revision test is skipped");
+    return;
+  }
+  if (!have("git")) {
+    WARN("git is not installed: the revision test is skipped");
+    return;
+  }
+  temp_dir dir;
+  const std::string revision = revision_for(source_dir, dir.path());
+  CHECK(std::regex_match(revision, std::regex("[0-9a-f]{7,}(-dirty)?")));
+  const run_result head = succeed({"git", "-C", source_dir, "rev-parse", "--short=7", "HEAD"});
+  CHECK(revision.rfind(head.out.substr(0, head.out.find('\n')), 0) == 0);
 }
