@@ -286,3 +286,18 @@ TEST_CASE("docs: the man page shows the HAProxy example as docs/haproxy/haproxy.
   }
   CHECK(lines > 10);
 }
+
+TEST_CASE("docs: the man page shows the systemd units as docs/systemd has them", "[docs][systemd]") {
+  const std::string text = roff_to_text(read_file(man_page));
+  for (const char* unit : {"startup-server-echo.socket", "startup-server-echo.service", "startup-server-notify.service"}) {
+    std::istringstream file(read_file(source_dir + "/docs/systemd/" + unit));
+    std::size_t lines = 0;
+    for (std::string line; std::getline(file, line);) {
+      if (line.empty() || line[0] == '#') continue;
+      INFO(unit << ": " << line);
+      CHECK(text.find("\n" + line + "\n") != std::string::npos);
+      ++lines;
+    }
+    CHECK(lines >= 4);
+  }
+}
