@@ -1,7 +1,26 @@
 # shellcheck shell=bash
-# Shell functions the bench scripts share (sourced, not run): starting a server that
-# announces its port, and stopping what a script started, by PID only.
-# Needs LG (the load generator) for stop_tree, and root and BUILD_DIR for run_facts.
+# Shell functions the bench scripts share (sourced, not run): reading --quick, starting a
+# server that announces its port or one given a free port, running a client that prints a result line,
+# and stopping what a script started, by PID only.
+# Needs LG (the load generator) for start_on_free_port and stop_tree; client, raw, tmp and
+# log for measure; root and BUILD_DIR for run_facts.
+
+# Reads the arguments of a script that takes --quick and --help only: sets quick (1 or 0).
+# --help prints the script's header comment, lines 2 to LAST, and exits 0; anything else
+# is a usage error (exit 64).
+# shellcheck disable=SC2034 # quick is the sourcing script's
+parse_quick_args() {
+  local last=$1 arg
+  shift
+  quick=0
+  for arg in "$@"; do
+    case $arg in
+      --quick) quick=1 ;;
+      -h|--help) sed -n "2,${last}p" "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      *) echo "$(basename "$0"): unknown argument '$arg' (try --help)" >&2; exit 64 ;;
+    esac
+  done
+}
 
 # Starts "$@" in the background, a server that prints its port as the first line of its
 # stdout (startup-server --announce-format='{port}', epoll_echo), with stdout in OUT and
@@ -19,6 +38,44 @@ start_announcing() {
     kill -0 "$srv_pid" 2>/dev/null || break
     sleep 0.01
   done
+}
+
+# Starts "$@" in the background, a server that cannot choose its own port: every {port} in
+# its arguments becomes a free port. Its stdout is discarded and its stderr appended to ERR.
+# Sets srv_pid (empty when no free port was found), and srv_port once the port accepts
+# connections (within 5 s), or leaves srv_port empty.
+start_on_free_port() {
+  local err=$1 arg
+  shift
+  srv_pid=
+  srv_port=$("$LG" free-port) || { srv_port=; return 0; }
+  local args=()
+  for arg in "$@"; do args+=("${arg//\{port\}/$srv_port}"); done
+  "${args[@]}" >/dev/null 2>>"$err" </dev/null &
+  srv_pid=$!
+  "$LG" wait-port --port "$srv_port" --max-seconds 5 || srv_port=
+}
+
+# Runs the client (the array client: loadgen, or another that prints one "result mode=...
+# label=... key=value ..." line) as: client MODE --label LABEL ARGS...; appends that line
+# with rc=STATUS to raw, and on a non-zero exit a "failure:" line to tmp/failures.txt.
+# A failure is recorded, not fatal.
+# shellcheck disable=SC2154 # client, raw and tmp are the sourcing script's
+measure() {
+  local mode=$1 label=$2
+  shift 2
+  local out rc
+  out=$("${client[@]}" "$mode" --label "$label" "$@" 2>"$tmp/client.err")
+  rc=$?
+  local line
+  line=$(printf '%s\n' "$out" | grep '^result ' | tail -n 1)
+  [ -n "$line" ] || line="result mode=$mode label=$label"
+  printf '%s rc=%s\n' "$line" "$rc" >>"$raw"
+  if [ "$rc" != 0 ]; then
+    log "$mode $label: failed (exit $rc): $(head -n 1 "$tmp/client.err")"
+    printf 'failure: %s %s: %s\n' "$mode" "$label" "$(head -n 3 "$tmp/client.err" | tr '\n' ' ')" >>"$tmp/failures.txt"
+  fi
+  printf '  %s\n' "$line" >&2
 }
 
 # Stops one process this shell started: SIGTERM, up to 5 s, then SIGKILL; reaps it.

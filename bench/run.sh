@@ -20,14 +20,9 @@ set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-quick=0
-for arg in "$@"; do
-  case $arg in
-    --quick) quick=1 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "run.sh: unknown argument '$arg' (try --help)" >&2; exit 64 ;;
-  esac
-done
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+parse_quick_args 16 "$@"
 
 if [ "$quick" = 1 ]; then
   : "${ROUNDS:=1}" "${SHORT_SECONDS:=0.5}" "${SHORT_CLIENTS:=4}" "${STREAM_BYTES:=16M}" "${STREAM_SECONDS:=10}"
@@ -57,8 +52,6 @@ EE=$BUILD_DIR/bench/epoll_echo
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 
-# shellcheck source=bench/lib.sh
-. "$here/lib.sh"
 ensure_built startup-server loadgen epoll_echo -- "$SS" "$LG" "$EE" || exit 1
 
 # Each peer runs only if installed (Debian: ucspi-tcp, ncat, socat; scripts/setup.sh --bench).
@@ -136,13 +129,9 @@ start_server() {
     start_announcing "$tmp/$name.out" "$tmp/servers.err" "${cmd[@]}"
     started[$srv_pid]=$name
   else
-    srv_port=$("$LG" free-port) || return 1
-    local i
-    for i in "${!cmd[@]}"; do cmd[i]=${cmd[i]//\{port\}/$srv_port}; done
-    "${cmd[@]}" >/dev/null 2>>"$tmp/servers.err" </dev/null &
-    srv_pid=$!
+    start_on_free_port "$tmp/servers.err" "${cmd[@]}"
+    [ -n "$srv_pid" ] || return 1
     started[$srv_pid]=$name
-    "$LG" wait-port --port "$srv_port" --max-seconds 5 || srv_port=
   fi
   if [ -z "$srv_port" ]; then
     log "$name did not start (see its messages below)"
@@ -152,23 +141,8 @@ start_server() {
   fi
 }
 
-# Runs loadgen and keeps its result line (with its exit status); a failure is recorded, not fatal.
-measure() {
-  local mode=$1 label=$2
-  shift 2
-  local out rc
-  out=$("$LG" "$mode" --label "$label" "$@" 2>"$tmp/loadgen.err")
-  rc=$?
-  local line
-  line=$(printf '%s\n' "$out" | grep '^result ' | tail -n 1)
-  [ -n "$line" ] || line="result mode=$mode label=$label"
-  printf '%s rc=%s\n' "$line" "$rc" >>"$raw"
-  if [ "$rc" != 0 ]; then
-    log "$mode $label: failed (exit $rc): $(head -n 1 "$tmp/loadgen.err")"
-    printf 'failure: %s %s: %s\n' "$mode" "$label" "$(head -n 3 "$tmp/loadgen.err" | tr '\n' ' ')" >>"$tmp/failures.txt"
-  fi
-  printf '  %s\n' "$line" >&2
-}
+# The client of measure (lib.sh): a failed measurement is recorded, not fatal.
+client=("$LG")
 
 baseline_kinds=()
 [ -n "${BASELINE:-}" ] && baseline_kinds=(baseline)

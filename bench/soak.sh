@@ -18,14 +18,9 @@ set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-quick=0
-for arg in "$@"; do
-  case $arg in
-    --quick) quick=1 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "soak.sh: unknown argument '$arg' (try --help)" >&2; exit 64 ;;
-  esac
-done
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
+parse_quick_args 16 "$@"
 
 if [ "$quick" = 1 ]; then
   : "${SOAK_MINUTES:=1}" "${SOAK_SAMPLE:=5}" "${SOAK_WARMUP:=10}"
@@ -46,8 +41,6 @@ SS=$BUILD_DIR/startup-server
 LG=$BUILD_DIR/bench/loadgen
 
 log() { printf 'soak: %s\n' "$*" >&2; }
-# shellcheck source=bench/lib.sh
-. "$here/lib.sh"
 ensure_built startup-server loadgen -- "$SS" "$LG" || exit 1
 
 seconds=$(awk -v m="$SOAK_MINUTES" 'BEGIN { s = int(m * 60 + 0.5); print (s < 1 ? 1 : s) }')

@@ -58,7 +58,7 @@ trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
 # Measures one server: writes "$tmp/NAME.counts" (NAME CALLS per line) and "$tmp/NAME.conns".
-measure() {
+count_calls() {
   local name=$1 cmd
   # shellcheck disable=SC2206 # SS_ARGS is a list of options
   case $name in
@@ -98,7 +98,7 @@ measure() {
 measured=()
 for s in "${servers[@]}"; do
   log "$s: $CONNS connections, $CLIENTS clients, $PAYLOAD B"
-  measure "$s" && measured+=("$s")
+  count_calls "$s" && measured+=("$s")
 done
 [ ${#measured[@]} -gt 0 ] || exit 1
 
