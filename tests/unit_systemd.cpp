@@ -100,10 +100,19 @@ TEST_CASE("systemd: only listening TCP sockets can be served", "[systemd]") {
   ::close(unix_socket);
   const int unbound = ::socket(AF_INET, SOCK_STREAM, 0);
   CHECK_FALSE(detail::is_tcp_listener(unbound, problem));
-  CHECK_THAT(problem, Catch::Contains("not a listening socket"));
+  CHECK_THAT(problem, Catch::Contains("a TCP socket that does not listen"));
   ::close(unbound);
   const int l = loopback_listener();
   CHECK(detail::is_tcp_listener(l, problem));
+  // A connection (what Accept=yes passes) is told apart from a socket that never listened.
+  sockaddr_storage where{};
+  socklen_t len = sizeof where;
+  REQUIRE(::getsockname(l, reinterpret_cast<sockaddr*>(&where), &len) == 0);
+  const int connected = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(::connect(connected, reinterpret_cast<sockaddr*>(&where), len) == 0);
+  CHECK_FALSE(detail::is_tcp_listener(connected, problem));
+  CHECK_THAT(problem, Catch::Contains("a connection, not a listening socket (use Accept=no)"));
+  ::close(connected);
   ::close(l);
 }
 
