@@ -151,8 +151,9 @@ void start_bridged(connection& c, const char* what, std::function<void(tcp_strea
     auto executor = c.plain.plain_socket()->get_executor();
     auto state = std::make_unique<connection_thread>();
     connection_thread& st = *state;
-    st.bridge.emplace(connection_thread::bridge_state{asio::posix::stream_descriptor(executor, pair[1]),
+    st.bridge.emplace(connection_thread::bridge_state{asio::posix::stream_descriptor(executor),
                                                      asio::steady_timer(executor)});
+    st.bridge->end.assign(pair[1]);
     pair[1] = -1;  // the bridge owns it now
     st.socket_fd = st.bridge->end.native_handle();
     c.state = std::move(state);
